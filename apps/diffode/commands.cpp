@@ -1,0 +1,123 @@
+#include "commands.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "diffode/config.hpp"
+#include "diffode/model.hpp"
+#include "diffode/sampler.hpp"
+#include "diffode/schedule.hpp"
+#include "diffode/solver.hpp"
+
+namespace diffode::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A one-line progress bar on stderr when it is a terminal; plain log lines otherwise.
+class Progress {
+ public:
+  Progress() : tty_(::isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
+  ~Progress() {
+    if (drawn_) std::fputc('\n', stderr);
+  }
+  void operator()(int64_t steps_done, int64_t steps_total, int64_t samples_done) {
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    if (!tty_) {
+      if (samples_done != last_samples_ && samples_done > 0) spdlog::info("{} samples done, {:.1f} s", samples_done, elapsed);
+      last_samples_ = samples_done;
+      return;
+    }
+    if (steps_done < steps_total && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    const int width = 30;
+    const int filled = static_cast<int>(width * steps_done / std::max<int64_t>(1, steps_total));
+    std::fprintf(stderr, "\r[%s%s] %lld/%lld steps  %lld samples  %.1f s", std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), static_cast<long long>(steps_done),
+                 static_cast<long long>(steps_total), static_cast<long long>(samples_done), elapsed);
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+
+ private:
+  bool tty_, drawn_ = false;
+  int64_t last_samples_ = -1;
+  std::chrono::steady_clock::time_point start_, last_draw_{};
+};
+
+std::string num(double v) {
+  if (std::isinf(v)) return "inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+}  // namespace
+
+int cmd_sample(const SampleArgs& args) {
+  const Config cfg = load_config(args.config, args.sets);
+  fs::path out_dir;
+  if (args.out)
+    out_dir = fs::absolute(*args.out);
+  else if (cfg.output.dir)
+    out_dir = *cfg.output.dir;
+  else
+    out_dir = fs::absolute(fs::path("runs") / args.config.stem());
+  Progress progress;
+  run_sample(cfg, out_dir, std::ref(progress));
+  std::cout << out_dir.string() << "\n";
+  return 0;
+}
+
+int cmd_info(const fs::path& path) {
+  set_threads(0);
+  const Model model = Model::load({path});
+  const ModelMeta& m = model.meta();
+  const Process& p = m.process;
+  std::cout << "model        " << path.string() << "\n"
+            << "sha256       " << model.sha256() << "\n"
+            << "contract     ok: forward(x, t) probed on a batch of 2\n"
+            << "methods      ";
+  for (const auto& name : model.methods()) std::cout << name << " ";
+  std::cout << "\nprediction   " << m.prediction << "\n"
+            << "process      " << p.to_json().dump() << "\n"
+            << "sample_shape " << nlohmann::json(m.sample_shape).dump() << "\n"
+            << "data_range   [" << num(m.data_lo) << ", " << num(m.data_hi) << "]\n"
+            << "sigma range  [" << num(m.sigma_min) << ", " << num(m.sigma_max) << "] (model time t in ["
+            << num(p.time_of(m.sigma_min)) << ", " << num(p.time_of(m.sigma_max)) << "])\n"
+            << "num_classes  " << m.num_classes << "\n";
+  if (!m.description.empty()) std::cout << "description  " << m.description << "\n";
+  if (model.archive_metadata().empty()) std::cout << "metadata     none in the archive (diffode.json missing)\n";
+  return 0;
+}
+
+int cmd_solvers() {
+  std::printf("%-10s %-26s %-6s %s\n", "name", "NFE for N steps", "order", "method");
+  for (const auto& s : solvers())
+    std::printf("%-10s %-26s %-6d %s\n", s.name.c_str(), s.nfe_rule.c_str(), s.order, s.description.c_str());
+  std::printf(
+      "\nAFS (solver.afs) replaces the first evaluation by x/sqrt(1+sigma_0^2): one NFE less.\n"
+      "A grid from sigma = inf (flow model from t = 1) takes its first step as the DDIM limit (1 NFE,\n"
+      "0 with AFS) and runs the solver on the other N-1 steps. denoise_to_zero adds 1 NFE.\n"
+      "solver.nfe picks the steps (and AFS, unless set) that hit that NFE exactly.\n");
+  return 0;
+}
+
+int cmd_schedules() {
+  std::printf("%-13s %-8s %s\n", "name", "params", "sigma grid");
+  for (const auto& s : schedules()) {
+    std::string params;
+    for (const auto& p : s.params) params += (params.empty() ? "" : ",") + p;
+    std::printf("%-13s %-8s %s\n", s.name.c_str(), params.empty() ? "-" : params.c_str(), s.description.c_str());
+  }
+  return 0;
+}
+
+}  // namespace diffode::cli

@@ -1,0 +1,79 @@
+#pragma once
+// The run config of DESIGN.md §7: JSON read strictly (unknown keys and wrong types are
+// errors naming the file and JSON pointer), `--set` overrides, paths resolved.
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "diffode/schedule.hpp"
+
+namespace diffode {
+
+struct ModelConfig {
+  std::filesystem::path path;
+  std::string device = "cpu";
+  int threads = 0;                       // intra-op threads; 0 = all cores
+  std::string dtype = "float32";         // dtype of model calls
+  nlohmann::json overrides = nlohmann::json::object();  // metadata keys (DESIGN.md §5)
+};
+
+struct SolverConfig {
+  std::string name = "heun";
+  std::optional<int> steps;  // exactly one of steps / nfe after resolution
+  std::optional<int> nfe;
+  std::optional<bool> afs;  // unset: off, unless a target nfe needs it
+  std::string precision = "float64";  // dtype of the solver state
+  int max_order = 0;                  // 0: the solver's default
+};
+
+struct ScheduleConfig {
+  ScheduleSpec spec;
+  bool denoise_to_zero = false;
+};
+
+struct SamplingConfig {
+  int64_t num_samples = 64;
+  int64_t batch_size = 64;
+  int64_t seed = 0;
+};
+
+struct OutputConfig {
+  std::optional<std::filesystem::path> dir;  // unset: runs/<config name> in the working directory
+  int grid_cols = 8;
+  int grid_max = 256;  // at most this many samples tiled into grid.png
+  bool png = false;    // samples/<seed>.png
+  bool npy = true;     // samples.npy
+};
+
+struct Config {
+  std::string source;  // the config file as given, for messages
+  nlohmann::json json; // the validated config with every default filled in
+  ModelConfig model;
+  SolverConfig solver;
+  ScheduleConfig schedule;
+  SamplingConfig sampling;
+  OutputConfig output;
+};
+
+// Reads `file`, applies `sets` ("solver.name=heun"; value parsed as JSON, else a string),
+// resolves relative paths (from the file: against its folder; from --set: against the
+// working directory) and validates. Throws InputError naming file, pointer and problem.
+Config load_config(const std::filesystem::path& file, const std::vector<std::string>& sets = {});
+
+// The same from JSON already in memory; `base_dir` resolves relative paths in it.
+Config parse_config(nlohmann::json j, const std::string& source,
+                    const std::filesystem::path& base_dir,
+                    const std::vector<std::string>& sets = {});
+
+// Validates model metadata (diffode.json or config model.* overrides) against the
+// contract's keys; `where` prefixes messages. Unknown keys and wrong types throw.
+void validate_model_metadata(const nlohmann::json& meta, const std::string& where,
+                             bool allow_extra_keys);
+
+// Parses JSON text, reporting syntax errors with line and column.
+nlohmann::json parse_json_text(const std::string& text, const std::string& where);
+
+}  // namespace diffode

@@ -1,0 +1,23 @@
+#pragma once
+// Error kinds shared by the library and the CLI.
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace diffode {
+
+// Bad input from the user (config, model, paths, numbers): the CLI exits with code 2.
+// The message names what is wrong and where; it is shown to the user as is.
+class InputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The registered name closest to `name` (edit distance), or "" if none is close.
+std::string nearest_name(const std::string& name, const std::vector<std::string>& candidates);
+
+// "unknown solver 'hen' (did you mean 'heun'?); valid: euler, heun, ..."
+std::string unknown_name_message(const std::string& what, const std::string& name,
+                                 const std::vector<std::string>& candidates);
+
+}  // namespace diffode

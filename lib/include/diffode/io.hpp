@@ -1,0 +1,51 @@
+#pragma once
+// Files: atomic writes (temporary name + rename), PNG with a tEXt chunk, .npy, sha256.
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace diffode {
+
+// SHA-256 of a file's bytes, lowercase hex. Throws InputError if it cannot be read.
+std::string sha256_file(const std::filesystem::path& path);
+std::string sha256_hex(const std::string& bytes);
+
+// A file written under a temporary name in the same folder and renamed onto `path` by
+// commit(); destroyed uncommitted, it removes the temporary. Write errors (a full disk)
+// throw std::runtime_error naming the file.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, size_t size);
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  void commit();  // flush, fsync, rename
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_, tmp_;
+  std::FILE* f_ = nullptr;
+};
+
+void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
+
+// An 8-bit image, rows top to bottom, `channels` interleaved (1 = gray, 3 = RGB).
+struct Image {
+  int width = 0, height = 0, channels = 1;
+  std::vector<uint8_t> pixels;
+};
+
+// PNG bytes of `img`, with a tEXt chunk (keyword, text) when keyword is not empty.
+std::string encode_png(const Image& img, const std::string& keyword = "", const std::string& text = "");
+// The tEXt chunks of PNG bytes (keyword -> text), for checks and `diffode info`.
+std::vector<std::pair<std::string, std::string>> png_text_chunks(const std::string& png);
+
+// The header of a float32 little-endian C-order .npy array of `shape`.
+std::string npy_header(const std::vector<int64_t>& shape);
+
+}  // namespace diffode

@@ -1,0 +1,86 @@
+#pragma once
+// The model contract of DESIGN.md §5: a TorchScript module with forward(x, t) and
+// metadata in diffode.json, turned into the canonical denoiser D(x̃, σ̃) of §2.
+#include <ATen/core/Tensor.h>
+#include <c10/core/ScalarType.h>
+
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "diffode/process.hpp"
+#include "diffode/solver.hpp"
+
+namespace diffode {
+
+// The metadata after merging diffode.json with the config's model.* overrides.
+struct ModelMeta {
+  std::string prediction;
+  Process process;
+  std::vector<int64_t> sample_shape;
+  double data_lo = -1, data_hi = 1;
+  double sigma_min = 0, sigma_max = 0;  // sigma_max may be +inf (flow from t = 1)
+  int64_t num_classes = 0;
+  std::string description;
+  nlohmann::json json;  // the merged metadata as written to manifests
+};
+
+struct ModelOptions {
+  std::filesystem::path path;
+  std::string device = "cpu";
+  std::string dtype = "float32";                         // dtype of model calls
+  nlohmann::json overrides = nlohmann::json::object();   // config model.* metadata keys
+  std::string where = "config";                          // names the overrides in messages
+};
+
+std::vector<std::string> prediction_names();
+
+class Model {
+ public:
+  // Loads the archive, merges and checks the metadata, and probes forward(x, t) once.
+  // Every failure is an InputError naming the file and what is wrong.
+  static Model load(const ModelOptions& opt);
+
+  const ModelMeta& meta() const;
+  const std::filesystem::path& path() const;
+  const std::string& sha256() const;
+  const nlohmann::json& archive_metadata() const;  // diffode.json as stored ({} if none)
+  std::vector<std::string> methods() const;        // the module's method names
+  at::ScalarType dtype() const;
+  c10::Device device() const;
+
+  // One network evaluation in model space: o = net(x_t, t), x_t in dtype() on device().
+  at::Tensor forward(const at::Tensor& x_t, const at::Tensor& t) const;
+  // x̂0 from the network output o at model time t (DESIGN.md §2 table), in o's dtype.
+  at::Tensor x0_from_output(const at::Tensor& o, const at::Tensor& x_t, double t) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// The model as the solvers see it. Counts model evaluations (NFE) and records, without a
+// host sync per call, whether each output was finite.
+class ModelDenoiser final : public Denoiser {
+ public:
+  ModelDenoiser(const Model& model, c10::ScalarType state_dtype);
+  Tensor denoise(const Tensor& x, double sigma) override;
+
+  int64_t evaluations() const { return static_cast<int64_t>(sigmas_.size()); }
+  // Forgets the evaluations so far (call at the start of each batch).
+  void reset();
+  // Throws InputError naming the first evaluation (its step on `grid` and σ̃) whose output
+  // held NaN or Inf. One host sync for all evaluations since reset().
+  void check_finite(const Grid& grid) const;
+
+ private:
+  const Model& model_;
+  c10::ScalarType state_dtype_;
+  std::vector<double> sigmas_;
+  std::vector<at::Tensor> finite_;
+};
+
+}  // namespace diffode

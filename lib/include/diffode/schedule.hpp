@@ -1,0 +1,44 @@
+#pragma once
+// The schedule registry: name -> pure function (steps, parameters, range) -> sigma grid.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "diffode/process.hpp"
+#include "diffode/solver.hpp"
+
+namespace diffode {
+
+struct ScheduleSpec {
+  std::string name = "polynomial";
+  std::optional<double> rho;   // polynomial, time_uniform; unset: the schedule's default
+  std::vector<double> sigmas;  // custom
+};
+
+// The sigma_tilde range a schedule spans and the process (for time-based schedules).
+struct SigmaRange {
+  double sigma_min;
+  double sigma_max;  // may be +inf for a flow model sampled from t = 1
+  Process process;
+};
+
+struct ScheduleInfo {
+  std::string name;
+  std::string description;
+  std::vector<std::string> params;  // config keys of `schedule` this one takes
+  double default_rho;               // for schedules that take rho
+  Grid (*fn)(int steps, const ScheduleSpec& spec, const SigmaRange& range);
+};
+
+const std::vector<ScheduleInfo>& schedules();
+std::vector<std::string> schedule_names();
+const ScheduleInfo& find_schedule(const std::string& name);
+
+// The grid for `steps` intervals (N+1 points, decreasing, first sigma_max, last sigma_min).
+// Throws InputError when the schedule cannot span the range (e.g. logsnr to sigma 0).
+Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range);
+
+// A schedule that fixes the number of steps itself (custom): that number.
+std::optional<int> fixed_steps(const ScheduleSpec& spec);
+
+}  // namespace diffode

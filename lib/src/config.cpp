@@ -1,0 +1,386 @@
+#include "diffode/config.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "diffode/error.hpp"
+#include "diffode/process.hpp"
+#include "diffode/schedule.hpp"
+#include "diffode/solver.hpp"
+
+namespace diffode {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- a small schema: what keys exist, their JSON types and defaults ----
+
+enum class Kind { Bool, Int, Number, String, Path, NumberList, IntList, Object };
+
+struct Field {
+  std::string key;
+  Kind kind;
+  json def = nullptr;  // null: no default
+  std::vector<Field> children = {};
+  bool required = false;
+};
+
+const char* kind_text(Kind k) {
+  switch (k) {
+    case Kind::Bool: return "a boolean";
+    case Kind::Int: return "an integer";
+    case Kind::Number: return "a number";
+    case Kind::String: return "a string";
+    case Kind::Path: return "a path (string)";
+    case Kind::NumberList: return "a list of numbers";
+    case Kind::IntList: return "a list of integers";
+    case Kind::Object: return "an object";
+  }
+  return "?";
+}
+
+bool has_kind(const json& v, Kind k) {
+  switch (k) {
+    case Kind::Bool: return v.is_boolean();
+    case Kind::Int: return v.is_number_integer();
+    case Kind::Number: return v.is_number();
+    case Kind::String:
+    case Kind::Path: return v.is_string();
+    case Kind::Object: return v.is_object();
+    case Kind::NumberList:
+    case Kind::IntList:
+      if (!v.is_array()) return false;
+      for (const auto& e : v)
+        if (!(k == Kind::IntList ? e.is_number_integer() : e.is_number())) return false;
+      return true;
+  }
+  return false;
+}
+
+std::string describe(const json& v) {
+  std::string text = v.dump();
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return std::string(v.type_name()) + " " + text;
+}
+
+// The model metadata keys of DESIGN.md §5, shared by diffode.json and config model.*.
+const std::vector<Field>& metadata_fields() {
+  static const std::vector<Field> f = {
+      {"prediction", Kind::String},
+      {"process", Kind::Object, nullptr,
+       {{"type", Kind::String, nullptr, {}, true}, {"beta_min", Kind::Number}, {"beta_max", Kind::Number}}},
+      {"sample_shape", Kind::IntList},
+      {"data_range", Kind::NumberList},
+      {"sigma_min", Kind::Number},
+      {"sigma_max", Kind::Number},
+      {"num_classes", Kind::Int},
+      {"description", Kind::String},
+  };
+  return f;
+}
+
+const std::vector<Field>& config_schema() {
+  static const std::vector<Field> schema = [] {
+    std::vector<Field> model = {{"path", Kind::Path, nullptr, {}, true},
+                                {"device", Kind::String, "cpu"},
+                                {"threads", Kind::Int, 0},
+                                {"dtype", Kind::String, "float32"}};
+    for (const auto& f : metadata_fields()) model.push_back(f);
+    return std::vector<Field>{
+        {"model", Kind::Object, json::object(), model, true},
+        {"solver", Kind::Object, json::object(),
+         {{"name", Kind::String, "heun"},
+          {"steps", Kind::Int},
+          {"nfe", Kind::Int},
+          {"afs", Kind::Bool},
+          {"precision", Kind::String, "float64"},
+          {"max_order", Kind::Int, 0}}},
+        {"schedule", Kind::Object, json::object(),
+         {{"name", Kind::String, "polynomial"},
+          {"rho", Kind::Number},
+          {"sigmas", Kind::NumberList},
+          {"denoise_to_zero", Kind::Bool, false}}},
+        {"sampling", Kind::Object, json::object(),
+         {{"num_samples", Kind::Int, 64}, {"batch_size", Kind::Int, 64}, {"seed", Kind::Int, 0}}},
+        {"output", Kind::Object, json::object(),
+         {{"dir", Kind::Path},
+          {"grid_cols", Kind::Int, 8},
+          {"grid_max", Kind::Int, 256},
+          {"png", Kind::Bool, false},
+          {"npy", Kind::Bool, true}}},
+    };
+  }();
+  return schema;
+}
+
+std::vector<std::string> keys_of(const std::vector<Field>& fields) {
+  std::vector<std::string> out;
+  for (const auto& f : fields) out.push_back(f.key);
+  return out;
+}
+
+const Field* find_field(const std::vector<Field>& fields, const std::string& key) {
+  for (const auto& f : fields)
+    if (f.key == key) return &f;
+  return nullptr;
+}
+
+// Checks `obj` against `fields` (types, unknown keys, required keys) and fills defaults.
+void check_object(json& obj, const std::vector<Field>& fields, const std::string& where,
+                  const std::string& pointer, bool allow_extra) {
+  if (!obj.is_object())
+    throw InputError(where + ": " + (pointer.empty() ? "/" : pointer) + ": expected an object, got " +
+                     describe(obj));
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    const Field* f = find_field(fields, it.key());
+    const std::string ptr = pointer + "/" + it.key();
+    if (!f) {
+      if (allow_extra) continue;
+      throw InputError(where + ": " + ptr + ": " + unknown_name_message("key", it.key(), keys_of(fields)));
+    }
+    if (!has_kind(it.value(), f->kind))
+      throw InputError(where + ": " + ptr + ": expected " + kind_text(f->kind) + ", got " +
+                       describe(it.value()));
+    if (f->kind == Kind::Object) check_object(it.value(), f->children, where, ptr, false);
+  }
+  for (const auto& f : fields) {
+    if (obj.contains(f.key)) continue;
+    if (f.required)
+      throw InputError(where + ": " + pointer + "/" + f.key + ": required key is missing");
+    if (!f.def.is_null()) {
+      obj[f.key] = f.def;
+      if (f.kind == Kind::Object) check_object(obj[f.key], f.children, where, pointer + "/" + f.key, false);
+    }
+  }
+}
+
+// Makes every relative Path field of `obj` absolute against `base`.
+void resolve_paths(json& obj, const std::vector<Field>& fields, const fs::path& base) {
+  if (!obj.is_object()) return;
+  for (const auto& f : fields) {
+    if (!obj.contains(f.key)) continue;
+    json& v = obj[f.key];
+    if (f.kind == Kind::Object) resolve_paths(v, f.children, base);
+    if (f.kind == Kind::Path && v.is_string()) {
+      fs::path p = v.get<std::string>();
+      if (p.is_relative()) v = (base / p).lexically_normal().string();
+    }
+  }
+}
+
+const Field* field_at(const std::vector<std::string>& parts) {
+  const std::vector<Field>* level = &config_schema();
+  const Field* f = nullptr;
+  for (const auto& part : parts) {
+    if (!level) return nullptr;
+    f = find_field(*level, part);
+    if (!f) return nullptr;
+    level = f->kind == Kind::Object ? &f->children : nullptr;
+  }
+  return f;
+}
+
+// Applies one `--set a.b=value`.
+void apply_set(json& root, const std::string& set) {
+  const auto eq = set.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw InputError("--set '" + set + "': expected KEY=VALUE, e.g. solver.name=heun");
+  const std::string key = set.substr(0, eq), text = set.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    value = text;  // not JSON: a plain string
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string p; std::getline(ss, p, '.');) {
+    if (p.empty()) throw InputError("--set '" + set + "': empty name in key '" + key + "'");
+    parts.push_back(p);
+  }
+  json* node = &root;
+  std::string ptr;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    ptr += "/" + parts[i];
+    json& child = (*node)[parts[i]];
+    if (child.is_null()) child = json::object();
+    if (!child.is_object())
+      throw InputError("--set '" + set + "': " + ptr + " is " + describe(child) + ", not an object");
+    node = &child;
+  }
+  const Field* f = field_at(parts);
+  if (f && f->kind == Kind::Path && value.is_string()) {
+    fs::path p = value.get<std::string>();
+    if (p.is_relative()) value = (fs::current_path() / p).lexically_normal().string();
+  }
+  (*node)[parts.back()] = value;
+}
+
+std::optional<int> opt_int(const json& obj, const char* key) {
+  if (!obj.contains(key)) return std::nullopt;
+  return obj[key].get<int>();
+}
+
+}  // namespace
+
+json parse_json_text(const std::string& text, const std::string& where) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    size_t line = 1, col = 1;
+    const size_t end = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    for (size_t i = 0; i < end; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    std::string what = e.what();
+    const auto pos = what.find("syntax error");
+    if (pos != std::string::npos) what = what.substr(pos);
+    throw InputError(where + ":" + std::to_string(line) + ":" + std::to_string(col) +
+                     ": malformed JSON: " + what);
+  }
+}
+
+void validate_model_metadata(const json& meta, const std::string& where, bool allow_extra_keys) {
+  json copy = meta;
+  check_object(copy, metadata_fields(), where, "", allow_extra_keys);
+}
+
+Config load_config(const fs::path& file, const std::vector<std::string>& sets) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    const char* why = fs::exists(file) ? "cannot be read" : "does not exist";
+    throw InputError("config " + file.string() + ": file " + why);
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  json j = parse_json_text(buf.str(), file.string());
+  fs::path base = fs::absolute(file).parent_path();
+  return parse_config(std::move(j), file.string(), base, sets);
+}
+
+Config parse_config(json j, const std::string& source, const fs::path& base_dir,
+                    const std::vector<std::string>& sets) {
+  const auto& schema = config_schema();
+  if (!j.is_object()) throw InputError(source + ": /: expected an object, got " + describe(j));
+  resolve_paths(j, schema, base_dir);
+  for (const auto& s : sets) apply_set(j, s);
+  check_object(j, schema, source, "", false);
+
+  Config c;
+  c.source = source;
+  auto fail = [&](const std::string& ptr, const std::string& msg) {
+    throw InputError(source + ": " + ptr + ": " + msg);
+  };
+
+  // model
+  const json& m = j["model"];
+  c.model.path = m["path"].get<std::string>();
+  c.model.device = m["device"].get<std::string>();
+  if (c.model.device != "cpu" && c.model.device.rfind("cuda", 0) != 0)
+    fail("/model/device", "expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.model.device + "\"");
+  c.model.threads = m["threads"].get<int>();
+  if (c.model.threads < 0) fail("/model/threads", "must be >= 0 (0 = all cores), got " + m["threads"].dump());
+  c.model.dtype = m["dtype"].get<std::string>();
+  const std::vector<std::string> dtypes = {"float32", "float64", "float16", "bfloat16"};
+  if (std::find(dtypes.begin(), dtypes.end(), c.model.dtype) == dtypes.end())
+    fail("/model/dtype", unknown_name_message("dtype", c.model.dtype, dtypes));
+  for (const auto& f : metadata_fields())
+    if (m.contains(f.key)) c.model.overrides[f.key] = m[f.key];
+
+  // solver
+  const json& s = j["solver"];
+  c.solver.name = s["name"].get<std::string>();
+  try {
+    find_solver(c.solver.name);
+  } catch (const InputError& e) {
+    fail("/solver/name", e.what());
+  }
+  c.solver.steps = opt_int(s, "steps");
+  c.solver.nfe = opt_int(s, "nfe");
+  if (c.solver.steps && c.solver.nfe)
+    fail("/solver", "give either \"steps\" or \"nfe\", not both (steps " + std::to_string(*c.solver.steps) +
+                        ", nfe " + std::to_string(*c.solver.nfe) + ")");
+  if (c.solver.steps && *c.solver.steps < 1) fail("/solver/steps", "must be >= 1, got " + s["steps"].dump());
+  if (c.solver.nfe && *c.solver.nfe < 1) fail("/solver/nfe", "must be >= 1, got " + s["nfe"].dump());
+  if (s.contains("afs")) c.solver.afs = s["afs"].get<bool>();
+  c.solver.precision = s["precision"].get<std::string>();
+  if (c.solver.precision != "float32" && c.solver.precision != "float64")
+    fail("/solver/precision", unknown_name_message("precision", c.solver.precision, {"float32", "float64"}));
+  c.solver.max_order = s["max_order"].get<int>();
+  const SolverInfo& solver = find_solver(c.solver.name);
+  if (c.solver.max_order != 0) {
+    if (solver.default_max_order == 0)
+      fail("/solver/max_order", "solver '" + solver.name + "' has no max_order");
+    if (c.solver.max_order < 1 || c.solver.max_order > solver.default_max_order)
+      fail("/solver/max_order", "must be in [1, " + std::to_string(solver.default_max_order) + "] for '" +
+                                    solver.name + "', got " + s["max_order"].dump());
+  }
+
+  // schedule
+  const json& sc = j["schedule"];
+  c.schedule.spec.name = sc["name"].get<std::string>();
+  const ScheduleInfo* sched = nullptr;
+  try {
+    sched = &find_schedule(c.schedule.spec.name);
+  } catch (const InputError& e) {
+    fail("/schedule/name", e.what());
+  }
+  for (const char* p : {"rho", "sigmas"}) {
+    const bool takes = std::find(sched->params.begin(), sched->params.end(), p) != sched->params.end();
+    if (sc.contains(p) && !takes)
+      fail(std::string("/schedule/") + p, "schedule '" + sched->name + "' takes no '" + p + "'");
+  }
+  if (sc.contains("rho")) {
+    c.schedule.spec.rho = sc["rho"].get<double>();
+    if (!(*c.schedule.spec.rho > 0)) fail("/schedule/rho", "must be > 0, got " + sc["rho"].dump());
+  }
+  if (std::find(sched->params.begin(), sched->params.end(), "sigmas") != sched->params.end()) {
+    if (!sc.contains("sigmas")) fail("/schedule/sigmas", "schedule '" + sched->name + "' needs a list of sigmas");
+    c.schedule.spec.sigmas = sc["sigmas"].get<std::vector<double>>();
+    const auto& sg = c.schedule.spec.sigmas;
+    if (sg.size() < 2) fail("/schedule/sigmas", "needs at least 2 values (one step), got " + sc["sigmas"].dump());
+    for (size_t i = 0; i < sg.size(); ++i) {
+      if (sg[i] < 0) fail("/schedule/sigmas/" + std::to_string(i), "must be >= 0, got " + std::to_string(sg[i]));
+      if (i && !(sg[i] < sg[i - 1]))
+        fail("/schedule/sigmas/" + std::to_string(i), "sigmas must strictly decrease, but " +
+                                                          std::to_string(sg[i]) + " follows " + std::to_string(sg[i - 1]));
+    }
+    const int n = static_cast<int>(sg.size()) - 1;
+    if (c.solver.steps && *c.solver.steps != n)
+      fail("/solver/steps", "the custom schedule has " + std::to_string(n) + " steps, but steps is " +
+                                std::to_string(*c.solver.steps));
+  }
+  c.schedule.denoise_to_zero = sc["denoise_to_zero"].get<bool>();
+  if (!c.solver.steps && !c.solver.nfe) c.solver.steps = fixed_steps(c.schedule.spec).value_or(18);
+
+  // sampling
+  const json& sa = j["sampling"];
+  c.sampling.num_samples = sa["num_samples"].get<int64_t>();
+  c.sampling.batch_size = sa["batch_size"].get<int64_t>();
+  c.sampling.seed = sa["seed"].get<int64_t>();
+  if (c.sampling.num_samples < 1) fail("/sampling/num_samples", "must be >= 1, got " + sa["num_samples"].dump());
+  if (c.sampling.batch_size < 1) fail("/sampling/batch_size", "must be >= 1, got " + sa["batch_size"].dump());
+  if (c.sampling.seed < 0) fail("/sampling/seed", "must be >= 0, got " + sa["seed"].dump());
+
+  // output
+  const json& o = j["output"];
+  if (o.contains("dir")) c.output.dir = fs::path(o["dir"].get<std::string>());
+  c.output.grid_cols = o["grid_cols"].get<int>();
+  c.output.grid_max = o["grid_max"].get<int>();
+  c.output.png = o["png"].get<bool>();
+  c.output.npy = o["npy"].get<bool>();
+  if (c.output.grid_cols < 1) fail("/output/grid_cols", "must be >= 1, got " + o["grid_cols"].dump());
+  if (c.output.grid_max < 0) fail("/output/grid_max", "must be >= 0, got " + o["grid_max"].dump());
+
+  c.json = std::move(j);
+  return c;
+}
+
+}  // namespace diffode

@@ -1,0 +1,110 @@
+#include "diffode/schedule.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "diffode/error.hpp"
+
+namespace diffode {
+
+namespace {
+
+std::string num(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// Points a + (b - a) * (i/N) mapped through x -> x^rho, from a^(1/rho) to b^(1/rho).
+Grid rho_spaced(int steps, double from, double to, double rho) {
+  const double a = std::pow(from, 1.0 / rho), b = std::pow(to, 1.0 / rho);
+  Grid g(steps + 1);
+  for (int i = 0; i <= steps; ++i) g[i] = std::pow(a + (b - a) * i / steps, rho);
+  g.front() = from;  // exact endpoints, whatever pow's rounding
+  g.back() = to;
+  return g;
+}
+
+// Karras et al. 2022 (EDM), eq. 5: uniform in sigma^(1/rho).
+Grid polynomial(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
+  if (std::isinf(r.sigma_max))
+    throw InputError("schedule 'polynomial' needs a finite sigma_max, but the range is [" + num(r.sigma_min) +
+                     ", inf] (a flow model from t = 1): set model.sigma_max or use schedule 'time_uniform'");
+  return rho_spaced(steps, r.sigma_max, r.sigma_min, spec.rho.value_or(7.0));
+}
+
+// Uniform in log sigma = uniform in log-SNR (Lu et al. 2022, DPM-Solver).
+Grid logsnr(int steps, const ScheduleSpec&, const SigmaRange& r) {
+  if (std::isinf(r.sigma_max) || r.sigma_min <= 0)
+    throw InputError("schedule 'logsnr' needs 0 < sigma_min and a finite sigma_max, but the range is [" +
+                     num(r.sigma_min) + ", " + num(r.sigma_max) + "]: set model.sigma_min / model.sigma_max");
+  Grid g(steps + 1);
+  const double a = std::log(r.sigma_max), b = std::log(r.sigma_min);
+  for (int i = 0; i <= steps; ++i) g[i] = std::exp(a + (b - a) * i / steps);
+  g.front() = r.sigma_max;
+  g.back() = r.sigma_min;
+  return g;
+}
+
+// Uniform in the model's own time (t^(1/rho) uniform), mapped through sigma_tilde(t).
+Grid time_uniform(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
+  const Grid t = rho_spaced(steps, r.process.time_of(r.sigma_max), r.process.time_of(r.sigma_min),
+                            spec.rho.value_or(1.0));
+  Grid g(steps + 1);
+  for (int i = 0; i <= steps; ++i) g[i] = r.process.sigma_tilde(t[i]);
+  g.front() = r.sigma_max;
+  g.back() = r.sigma_min;
+  return g;
+}
+
+Grid custom(int steps, const ScheduleSpec& spec, const SigmaRange&) {
+  if (static_cast<int>(spec.sigmas.size()) != steps + 1)
+    throw InputError("schedule 'custom' lists " + std::to_string(spec.sigmas.size()) + " sigmas (" +
+                     std::to_string(spec.sigmas.size() - 1) + " steps), but " + std::to_string(steps) +
+                     " steps were asked for");
+  return spec.sigmas;
+}
+
+}  // namespace
+
+const std::vector<ScheduleInfo>& schedules() {
+  static const std::vector<ScheduleInfo> s = {
+      {"polynomial", "uniform in sigma^(1/rho) (Karras et al. 2022, EDM; rho default 7)", {"rho"}, 7.0,
+       polynomial},
+      {"logsnr", "uniform in log sigma, i.e. in log-SNR (Lu et al. 2022)", {}, 0.0, logsnr},
+      {"time_uniform", "uniform in the model's own time t^(1/rho), mapped through sigma(t) (rho default 1)",
+       {"rho"}, 1.0, time_uniform},
+      {"custom", "an explicit decreasing list `sigmas` (its length fixes the steps)", {"sigmas"}, 0.0, custom},
+  };
+  return s;
+}
+
+std::vector<std::string> schedule_names() {
+  std::vector<std::string> out;
+  for (const auto& s : schedules()) out.push_back(s.name);
+  return out;
+}
+
+const ScheduleInfo& find_schedule(const std::string& name) {
+  for (const auto& s : schedules())
+    if (s.name == name) return s;
+  throw InputError(unknown_name_message("schedule", name, schedule_names()));
+}
+
+std::optional<int> fixed_steps(const ScheduleSpec& spec) {
+  if (spec.name == "custom" && !spec.sigmas.empty()) return static_cast<int>(spec.sigmas.size()) - 1;
+  return std::nullopt;
+}
+
+Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range) {
+  if (steps < 1) throw InputError("steps must be >= 1, got " + std::to_string(steps));
+  Grid g = find_schedule(spec.name).fn(steps, spec, range);
+  for (size_t i = 1; i < g.size(); ++i)
+    if (!(g[i] < g[i - 1]) || g[i] < 0)
+      throw InputError("schedule '" + spec.name + "' gave a grid that does not strictly decrease at step " +
+                       std::to_string(i) + " (" + num(g[i - 1]) + " -> " + num(g[i]) +
+                       "): use fewer steps or a wider sigma range");
+  return g;
+}
+
+}  // namespace diffode

@@ -1,0 +1,39 @@
+#include <ATen/ATen.h>
+
+#include "diffode/error.hpp"
+#include "diffode/solver.hpp"
+#include "solvers/solvers.hpp"
+
+namespace diffode {
+
+Tensor velocity(Denoiser& den, const Tensor& x, double sigma) {
+  return (x - den.denoise(x, sigma)).div_(sigma);
+}
+
+const std::vector<SolverInfo>& solvers() {
+  using namespace solver_impl;
+  static const std::vector<SolverInfo> s = {
+      {"euler", "Euler in sigma = DDIM (Song et al. 2021)", "N", 1, 0, euler},
+      {"heun", "Heun's 2nd order (Karras et al. 2022, Alg. 1)", "2N; 2N-1 when sigma_min = 0", 2, 0, heun},
+      {"dpm2", "DPM-Solver-2, geometric midpoint (Lu et al. 2022)", "2N; 2N-1 when sigma_min = 0", 2, 0, dpm2},
+      {"dpmpp2m", "DPM-Solver++(2M), data prediction, multistep (Lu et al. 2022)", "N", 2, 0, dpmpp2m},
+      {"dpmpp3m", "DPM-Solver++(3M), data prediction, multistep (Lu et al. 2022)", "N", 3, 0, dpmpp3m},
+      {"ipndm", "iPNDM, fixed Adams-Bashforth on d, order <= max_order (Zhang & Chen 2022)", "N", 4, 4, ipndm},
+      {"ipndm_v", "iPNDM with variable-step Adams-Bashforth weights (Zhang & Chen 2022)", "N", 4, 4, ipndm_v},
+  };
+  return s;
+}
+
+std::vector<std::string> solver_names() {
+  std::vector<std::string> out;
+  for (const auto& s : solvers()) out.push_back(s.name);
+  return out;
+}
+
+const SolverInfo& find_solver(const std::string& name) {
+  for (const auto& s : solvers())
+    if (s.name == name) return s;
+  throw InputError(unknown_name_message("solver", name, solver_names()));
+}
+
+}  // namespace diffode

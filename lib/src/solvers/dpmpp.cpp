@@ -1,0 +1,71 @@
+// DPM-Solver++ multistep in data prediction (Lu et al. 2022, "DPM-Solver++", Alg. 2 and
+// the 3rd-order multistep update), in λ = −log σ̃ with h = λ_{i+1} − λ_i.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "solvers/solvers.hpp"
+
+namespace diffode::solver_impl {
+
+namespace {
+
+// Order used on step i of n: warm up from 1, and with few steps (n < 10) fall back to
+// lower orders on the last steps ("lower_order_final"); a step to σ = 0 is first order.
+int step_order(int i, int n, int max_order, double t_next) {
+  if (t_next == 0) return 1;
+  int order = std::min(max_order, i + 1);
+  if (n < 10) order = std::min(order, n - i);
+  return order;
+}
+
+Tensor dpmpp_multistep(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
+                       const StepCallback& on_step, int max_order) {
+  const int n = num_steps(sigmas);
+  Tensor m_prev1, m_prev2;       // data predictions at the two previous points
+  double h_prev1 = 0, h_prev2 = 0;  // their λ steps
+  for (int i = 0; i < n; ++i) {
+    const double t_cur = sigmas[i], t_next = sigmas[i + 1];
+    const Tensor m0 = i == 0 && opt.afs ? x - t_cur * first_velocity(den, x, t_cur, opt) : den.denoise(x, t_cur);
+    const int order = step_order(i, n, max_order, t_next);
+    if (t_next == 0) {
+      x = m0.clone();
+    } else {
+      const double h = std::log(t_cur / t_next);
+      const double phi_1 = std::expm1(-h);
+      x.mul_(t_next / t_cur);
+      if (order == 1) {
+        x.add_(m0, -phi_1);
+      } else if (order == 2) {
+        const double r0 = h_prev1 / h;
+        x.add_(m0 + (0.5 / r0) * (m0 - m_prev1), -phi_1);
+      } else {
+        const double r0 = h_prev1 / h, r1 = h_prev2 / h;
+        const Tensor d1_0 = (m0 - m_prev1) / r0, d1_1 = (m_prev1 - m_prev2) / r1;
+        const Tensor d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1);
+        const Tensor d2 = (d1_0 - d1_1) / (r0 + r1);
+        const double phi_2 = phi_1 / h + 1.0, phi_3 = phi_2 / h - 0.5;
+        x.add_(m0, -phi_1).add_(d1, phi_2).add_(d2, -phi_3);
+      }
+      h_prev2 = h_prev1;
+      h_prev1 = h;
+    }
+    m_prev2 = m_prev1;
+    m_prev1 = m0;
+    on_step(i);
+  }
+  return x;
+}
+
+}  // namespace
+
+Tensor dpmpp2m(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step) {
+  return dpmpp_multistep(den, std::move(x), sigmas, opt, on_step, 2);
+}
+
+Tensor dpmpp3m(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step) {
+  return dpmpp_multistep(den, std::move(x), sigmas, opt, on_step, 3);
+}
+
+}  // namespace diffode::solver_impl

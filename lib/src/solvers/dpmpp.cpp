@@ -46,7 +46,7 @@ Tensor dpmpp_multistep(Denoiser& den, Tensor x, const Grid& sigmas, const Solver
         const Tensor d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1);
         const Tensor d2 = (d1_0 - d1_1) / (r0 + r1);
         const double phi_2 = phi_1 / h + 1.0, phi_3 = phi_2 / h - 0.5;
-        x.add_(m0, -phi_1).add_(d1, phi_2).add_(d2, -phi_3);
+        x.add_(m0, -phi_1).add_(d1, phi_2).add_(d2, -2 * phi_3);
       }
       h_prev2 = h_prev1;
       h_prev1 = h;

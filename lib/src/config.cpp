@@ -17,7 +17,7 @@ namespace {
 
 // ---- a small schema: what keys exist, their JSON types and defaults ----
 
-enum class Kind { Bool, Int, Number, String, Path, NumberList, IntList, Object };
+enum class Kind { Bool, Int, Number, NumberOrInf, String, Path, NumberList, IntList, Object };
 
 struct Field {
   std::string key;
@@ -32,6 +32,7 @@ const char* kind_text(Kind k) {
     case Kind::Bool: return "a boolean";
     case Kind::Int: return "an integer";
     case Kind::Number: return "a number";
+    case Kind::NumberOrInf: return "a number or \"inf\"";
     case Kind::String: return "a string";
     case Kind::Path: return "a path (string)";
     case Kind::NumberList: return "a list of numbers";
@@ -46,6 +47,7 @@ bool has_kind(const json& v, Kind k) {
     case Kind::Bool: return v.is_boolean();
     case Kind::Int: return v.is_number_integer();
     case Kind::Number: return v.is_number();
+    case Kind::NumberOrInf: return v.is_number() || v == "inf";
     case Kind::String:
     case Kind::Path: return v.is_string();
     case Kind::Object: return v.is_object();
@@ -74,7 +76,7 @@ const std::vector<Field>& metadata_fields() {
       {"sample_shape", Kind::IntList},
       {"data_range", Kind::NumberList},
       {"sigma_min", Kind::Number},
-      {"sigma_max", Kind::Number},
+      {"sigma_max", Kind::NumberOrInf},
       {"num_classes", Kind::Int},
       {"description", Kind::String},
   };

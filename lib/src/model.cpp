@@ -125,7 +125,9 @@ ModelMeta resolve_meta(const json& archive, const json& overrides, const std::st
     m.data_hi = r[1];
   }
   m.sigma_min = merged.contains("sigma_min") ? merged["sigma_min"].get<double>() : m.process.sigma_tilde(m.process.t_min());
-  m.sigma_max = merged.contains("sigma_max") ? merged["sigma_max"].get<double>() : m.process.sigma_tilde(m.process.t_max());
+  m.sigma_max = !merged.contains("sigma_max")      ? m.process.sigma_tilde(m.process.t_max())
+                : merged["sigma_max"].is_string() ? std::numeric_limits<double>::infinity()  // "inf"
+                                                  : merged["sigma_max"].get<double>();
   if (!(m.sigma_min >= 0))
     throw InputError(origin("sigma_min") + ": must be >= 0, got " + std::to_string(m.sigma_min));
   if (!(m.sigma_min < m.sigma_max))
@@ -205,14 +207,14 @@ Model Model::load(const ModelOptions& opt) {
     std::string what = e.what();
     if (auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
     throw InputError("model " + file + ": forward(x, t) failed on a probe batch x of shape " + shape_text(shape) +
-                     ", t of shape [2]: " + first_line(what));
+                     " (2 x sample_shape), t of shape [2]: " + first_line(what));
   }
   if (!out.isTensor())
     throw InputError("model " + file + ": forward(x, t) must return a Tensor, got " + out.tagKind());
   const at::Tensor o = out.toTensor();
   if (o.sizes() != at::IntArrayRef(shape))
     throw InputError("model " + file + ": forward(x, t) returned shape " + shape_text(o.sizes()) + " for x of shape " +
-                     shape_text(shape) + " (it must return the shape of x)");
+                     shape_text(shape) + " (2 x sample_shape; it must return the shape of x)");
   if (!at::isFloatingType(o.scalar_type()))
     throw InputError("model " + file + ": forward(x, t) returned dtype " + std::string(c10::toString(o.scalar_type())) +
                      ", expected a floating-point tensor");

@@ -46,6 +46,8 @@ Tensor dpmpp_multistep(Denoiser& den, Tensor x, const Grid& sigmas, const Solver
         const Tensor d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1);
         const Tensor d2 = (d1_0 - d1_1) / (r0 + r1);
         const double phi_2 = phi_1 / h + 1.0, phi_3 = phi_2 / h - 0.5;
+        // d1 ≈ h m', d2 ≈ h² m''/2 and the exact m'' weight is −h² φ3, so d2 takes −2 φ3.
+        // (With −φ3, as some code has it, the method is only second order: measured 2.0.)
         x.add_(m0, -phi_1).add_(d1, phi_2).add_(d2, -2 * phi_3);
       }
       h_prev2 = h_prev1;

@@ -1,0 +1,195 @@
+// Models: processes, predictions and the contract. The same Gaussian exported under every
+// process × prediction gives the same samples; a flow model sampled from t = 1 is exact.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "diffode/error.hpp"
+#include "diffode/model.hpp"
+#include "diffode/process.hpp"
+#include "diffode/sampler.hpp"
+#include "test_util.hpp"
+
+using namespace diffode;
+using nlohmann::json;
+
+namespace {
+
+ScheduleSpec schedule(const std::string& name, std::vector<double> sigmas = {}) {
+  ScheduleSpec spec;
+  spec.name = name;
+  spec.sigmas = std::move(sigmas);
+  return spec;
+}
+
+Model load(const std::string& file, const std::string& dtype = "float64", json overrides = json::object()) {
+  ModelOptions opt;
+  opt.path = test::model_path(file);
+  opt.dtype = dtype;
+  opt.overrides = std::move(overrides);
+  return Model::load(opt);
+}
+
+Tensor sample(const Model& m, const std::string& solver, const Grid& grid, at::ScalarType state = at::kDouble,
+              bool afs = false) {
+  ModelDenoiser den(m, state);
+  const Tensor eps = make_noise(3, 0, 6, m.meta().sample_shape).to(state);
+  return integrate(find_solver(solver), den, eps, grid, {afs, 0}, false);
+}
+
+std::string load_error(const std::string& file, json overrides = json::object()) {
+  try {
+    load(file, "float32", std::move(overrides));
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(Process, TimeOfInvertsSigmaTilde) {
+  for (const char* type : {"edm", "vp", "flow"}) {
+    const Process p = Process::from_json({{"type", type}}, "test");
+    for (double t : {0.01, 0.1, 0.37, 0.5, 0.9, 0.999}) {
+      const double s = p.sigma_tilde(t);
+      EXPECT_NEAR(p.time_of(s), t, 1e-12 * std::max(1.0, t)) << type << " t=" << t;
+    }
+  }
+  const Process flow = Process::from_json({{"type", "flow"}}, "test");
+  EXPECT_TRUE(std::isinf(flow.sigma_tilde(1.0)));
+  EXPECT_EQ(flow.time_of(std::numeric_limits<double>::infinity()), 1.0);
+}
+
+TEST(Process, VpMatchesTheLinearBetaSchedule) {
+  const Process vp = Process::from_json({{"type", "vp"}}, "test");
+  const double t = 0.6, log_alpha = -0.25 * t * t * (20 - 0.1) - 0.5 * t * 0.1;
+  EXPECT_NEAR(vp.alpha(t), std::exp(log_alpha), 1e-15);
+  EXPECT_NEAR(vp.alpha(t) * vp.alpha(t) + vp.sigma(t) * vp.sigma(t), 1.0, 1e-14);
+  const double h = 1e-6;  // derivatives against central differences
+  EXPECT_NEAR(vp.dalpha(t), (vp.alpha(t + h) - vp.alpha(t - h)) / (2 * h), 1e-8);
+  EXPECT_NEAR(vp.dsigma(t), (vp.sigma(t + h) - vp.sigma(t - h)) / (2 * h), 1e-8);
+}
+
+TEST(Process, UnknownTypeAndStrayParametersAreErrors) {
+  EXPECT_THROW(Process::from_json({{"type", "ve"}}, "x"), InputError);
+  EXPECT_THROW(Process::from_json({{"type", "edm"}, {"beta_min", 0.1}}, "x"), InputError);
+  EXPECT_THROW(Process::from_json({{"type", "vp"}, {"beta_min", -1}}, "x"), InputError);
+}
+
+TEST(Equivalence, EveryProcessAndPredictionGivesTheSameSamples) {
+  const Grid grid = {80, 20, 5, 1, 0.3, 0.05, 0.002};
+  const Tensor ref = sample(load("gauss/edm_x0.pt"), "heun", grid);
+  for (const char* process : {"edm", "vp", "flow"})
+    for (const char* pred : {"x0", "eps", "v", "velocity"}) {
+      const std::string file = std::string("gauss/") + process + "_" + pred + ".pt";
+      const Model m = load(file);
+      EXPECT_EQ(m.meta().prediction, pred);
+      EXPECT_EQ(m.meta().process.name(), process);
+      const double diff = (sample(m, "heun", grid) - ref).abs().max().item<double>();
+      EXPECT_LT(diff, 1e-9) << file;
+      // With float32 model calls the agreement is to float32 rounding.
+      const double diff32 = (sample(load(file, "float32"), "dpmpp2m", grid, at::kFloat) -
+                             sample(load("gauss/edm_x0.pt", "float32"), "dpmpp2m", grid, at::kFloat))
+                                .abs().max().item<double>();
+      EXPECT_LT(diff32, 2e-4) << file;
+    }
+}
+
+TEST(Flow, SamplingFromTimeOneIsFiniteAndConvergesToTheExactSolution) {
+  // From σ̃ = inf to 0 the exact solution of N(μ, s²I) data is x0 = μ + s ε.
+  const json range = {{"sigma_max", "inf"}, {"sigma_min", 0}};
+  for (const char* pred : {"velocity", "x0", "v"}) {
+    const Model m = load(std::string("gauss/flow_") + pred + ".pt", "float64", range);
+    ASSERT_TRUE(std::isinf(m.meta().sigma_max));
+    const auto& meta = m.archive_metadata();
+    const Tensor mu = at::tensor(meta["gauss_mu"].get<std::vector<double>>(), at::kDouble).view({3, 8, 8});
+    const Tensor exact = mu + meta["gauss_s"].get<double>() * make_noise(3, 0, 6, {3, 8, 8}).to(at::kDouble);
+    const SigmaRange r{m.meta().sigma_min, m.meta().sigma_max, m.meta().process};
+    double prev = INFINITY;
+    for (int n : {8, 32, 128}) {
+      const Grid g = make_grid(schedule("time_uniform"), n, r);
+      ASSERT_TRUE(std::isinf(g.front()));
+      ASSERT_EQ(g.back(), 0.0);
+      const Tensor x = sample(m, "heun", g);
+      ASSERT_TRUE(x.isfinite().all().item<bool>()) << pred << " n=" << n;
+      const double err = (x - exact).abs().max().item<double>();
+      EXPECT_LT(err, prev) << pred << " n=" << n;
+      prev = err;
+      EXPECT_TRUE(sample(m, "dpmpp3m", g, at::kDouble, true).isfinite().all().item<bool>());
+    }
+    EXPECT_LT(prev, 1e-3) << pred;
+  }
+}
+
+TEST(Flow, EpsModelCannotStartAtPureNoise) {
+  const std::string msg = load_error("gauss/flow_eps.pt", {{"sigma_max", "inf"}});
+  EXPECT_NE(msg.find("no x0 estimate at pure noise"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("sigma_max"), std::string::npos) << msg;
+}
+
+TEST(Contract, InfiniteSigmaMaxOnlyWhereTheProcessReachesIt) {
+  const std::string msg = load_error("gauss/edm_x0.pt", {{"sigma_max", "inf"}});
+  EXPECT_NE(msg.find("beyond process 'edm'"), std::string::npos) << msg;
+}
+
+TEST(Contract, OverridesWinOverArchiveMetadata) {
+  const Model m = load("gauss.pt", "float32", {{"sigma_min", 0.01}, {"data_range", {-2, 2}}});
+  EXPECT_EQ(m.meta().sigma_min, 0.01);
+  EXPECT_EQ(m.meta().data_lo, -2);
+  EXPECT_EQ(m.meta().sigma_max, 80);
+}
+
+TEST(Contract, BadOverridesAreNamed) {
+  EXPECT_NE(load_error("gauss.pt", {{"prediction", "noise"}}).find("unknown prediction 'noise'"), std::string::npos);
+  EXPECT_NE(load_error("gauss.pt", {{"sigma_min", 100}}).find("need sigma_min < sigma_max"), std::string::npos);
+  const std::string shape = load_error("gauss.pt", {{"sample_shape", {3, 4, 4}}});
+  EXPECT_NE(shape.find("sample_shape"), std::string::npos) << shape;
+}
+
+TEST(Contract, NoMetadataNeedsTheKeysFromTheConfig) {
+  ModelOptions opt;
+  opt.path = test::data_path("no_meta.pt");
+  try {
+    Model::load(opt);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("set model.prediction"), std::string::npos) << e.what();
+  }
+  opt.overrides = {{"prediction", "x0"}, {"process", {{"type", "edm"}}}, {"sample_shape", {3, 8, 8}}};
+  const Model m = Model::load(opt);
+  EXPECT_EQ(m.meta().sigma_max, 80);  // the process default
+  EXPECT_TRUE(m.archive_metadata().empty());
+}
+
+TEST(Contract, ProbeReportsBrokenModels) {
+  auto error_of = [](const std::string& name) {
+    ModelOptions opt;
+    opt.path = test::data_path(name);
+    try {
+      Model::load(opt);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(error_of("no_forward.pt").find("forward takes 1 argument(s)"), std::string::npos) << error_of("no_forward.pt");
+  EXPECT_NE(error_of("wrong_shape.pt").find("returned shape [2, 1, 8, 8]"), std::string::npos) << error_of("wrong_shape.pt");
+  EXPECT_NE(error_of("wrong_dtype.pt").find("expected a floating-point tensor"), std::string::npos) << error_of("wrong_dtype.pt");
+  EXPECT_NE(error_of("not_a_model.pt").find("not a loadable TorchScript archive"), std::string::npos);
+  EXPECT_NE(error_of("bad_meta.pt").find("diffode.json:1:"), std::string::npos) << error_of("bad_meta.pt");
+  EXPECT_NE(error_of("missing.pt").find("does not exist"), std::string::npos);
+}
+
+TEST(Denoiser, CountsEvaluationsLikeTheNfeRule) {
+  const Model m = load("gauss.pt", "float32");
+  const SigmaRange r{m.meta().sigma_min, m.meta().sigma_max, m.meta().process};
+  for (const auto& s : solvers()) {
+    const Grid g = make_grid(schedule("polynomial"), 7, r);
+    ModelDenoiser den(m, at::kFloat);
+    integrate(s, den, make_noise(0, 0, 2, {3, 8, 8}), g, {}, false);
+    EXPECT_EQ(den.evaluations(), count_nfe(s, g, {}, false)) << s.name;
+  }
+}

@@ -1,0 +1,127 @@
+// Sampling runs: seeded noise identical to Python's, samples independent of batch size
+// and thread count, non-finite model outputs stopped with their step.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "diffode/config.hpp"
+#include "diffode/error.hpp"
+#include "diffode/sampler.hpp"
+#include "diffode/io.hpp"
+#include "diffode/model.hpp"
+#include "test_util.hpp"
+
+using namespace diffode;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Config config_for(const std::string& model, json extra) {
+  json j = {{"model", {{"path", test::model_path(model).string()}}}};
+  j.merge_patch(extra);
+  return parse_config(j, "test.json", test::repo());
+}
+
+// Runs `cfg` into a fresh directory and returns the bytes of samples.npy.
+std::string run_npy(const Config& cfg) {
+  test::TempDir dir;
+  run_sample(cfg, dir.path);
+  return read_file(dir.path / "samples.npy");
+}
+
+}  // namespace
+
+TEST(Noise, MatchesTorchManualSeedRandn) {
+  const json ref = json::parse(read_file(test::data_path("randn_reference.json")));
+  for (const auto& c : ref["cases"]) {
+    const auto shape = c["shape"].get<std::vector<int64_t>>();
+    const auto values = c["values"].get<std::vector<float>>();
+    const int64_t seed = c["seed"].get<int64_t>();
+    // Sample k of a run with seed `seed - k` draws from seed `seed`.
+    const Tensor x = make_noise(seed - 2, 2, 1, shape)[0].contiguous();
+    ASSERT_EQ(x.numel(), static_cast<int64_t>(values.size()));
+    const float* p = x.data_ptr<float>();
+    for (size_t i = 0; i < values.size(); ++i) ASSERT_EQ(p[i], values[i]) << "seed " << seed << " index " << i;
+  }
+}
+
+TEST(Noise, SampleDependsOnlyOnItsSeed) {
+  const Tensor all = make_noise(10, 0, 5, {2});
+  for (int64_t k = 0; k < 5; ++k) EXPECT_TRUE(at::equal(all[k], make_noise(10 + k, 0, 1, {2})[0]));
+}
+
+TEST(Run, SamplesAreBitIdenticalWhateverTheBatchSizeAndThreads) {
+  for (const char* model : {"fmnist_exact.pt", "gmm2d.pt"}) {
+    const json base = {{"solver", {{"name", "dpmpp2m"}, {"steps", 6}}}, {"sampling", {{"num_samples", 7}}}};
+    json b1 = base, b3 = base, t1 = base;
+    b1["sampling"]["batch_size"] = 7;
+    b3["sampling"]["batch_size"] = 3;
+    t1["sampling"]["batch_size"] = 2;
+    t1["model"]["threads"] = 1;
+    const std::string ref = run_npy(config_for(model, b1));
+    EXPECT_EQ(run_npy(config_for(model, b3)), ref) << model;
+    EXPECT_EQ(run_npy(config_for(model, t1)), ref) << model;
+  }
+}
+
+TEST(Run, NpyHoldsTheIntegratedSamples) {
+  const Config cfg = config_for("gauss.pt", {{"solver", {{"name", "heun"}, {"steps", 5}, {"precision", "float32"}}},
+                                            {"sampling", {{"num_samples", 3}, {"seed", 5}}}});
+  const std::string npy = run_npy(cfg);
+  const std::string header = npy_header({3, 3, 8, 8});
+  ASSERT_EQ(npy.size(), header.size() + 3 * 192 * sizeof(float));
+  EXPECT_EQ(npy.substr(0, header.size()), header);
+  const Model m = Model::load({test::model_path("gauss.pt")});
+  ModelDenoiser den(m, at::kFloat);
+  const Grid g = make_grid(cfg.schedule.spec, 5, {m.meta().sigma_min, m.meta().sigma_max, m.meta().process});
+  const Tensor x = integrate(find_solver("heun"), den, make_noise(5, 0, 3, {3, 8, 8}), g, {}, false).contiguous();
+  EXPECT_EQ(std::memcmp(npy.data() + header.size(), x.data_ptr<float>(), 3 * 192 * sizeof(float)), 0);
+}
+
+TEST(Run, ManifestRecordsTheRunAndARerunIsSkipped) {
+  test::TempDir dir;
+  const Config cfg = config_for("gmm2d.pt", {{"solver", {{"name", "euler"}, {"nfe", 4}}},
+                                            {"schedule", {{"denoise_to_zero", true}}},
+                                            {"sampling", {{"num_samples", 10}, {"batch_size", 4}}}});
+  const json m = run_sample(cfg, dir.path);
+  EXPECT_EQ(m["run"]["nfe"], 4);
+  EXPECT_EQ(m["run"]["solver"]["steps"], 3);  // denoise_to_zero takes one evaluation
+  EXPECT_EQ(m["run"]["schedule"]["sigmas"].size(), 4u);
+  EXPECT_EQ(m["run"]["model"]["sha256"], sha256_file(test::model_path("gmm2d.pt")));
+  EXPECT_EQ(m["seeds"]["count"], 10);
+  const auto before = fs::last_write_time(dir.path / "samples.npy");
+  const json again = run_sample(cfg, dir.path);
+  EXPECT_EQ(again, m);
+  EXPECT_EQ(fs::last_write_time(dir.path / "samples.npy"), before);
+  const auto text = png_text_chunks(read_file(dir.path / "grid.png"));
+  ASSERT_EQ(text.size(), 1u);
+  EXPECT_EQ(json::parse(text[0].second), m["run"]);
+}
+
+TEST(Run, NonFiniteOutputStopsWithStepAndSigmaAndWritesNothing) {
+  test::TempDir dir;
+  json j = {{"model", {{"path", test::data_path("nan_model.pt").string()}}},
+            {"solver", {{"name", "euler"}, {"steps", 10}}}};
+  const Config cfg = parse_config(j, "nan.json", test::repo());
+  try {
+    run_sample(cfg, dir.path / "out");
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("returned NaN or Inf"), std::string::npos) << msg;
+    // The polynomial grid (ρ = 7) first drops below σ = 1 at σ_6 = 0.965417.
+    EXPECT_NE(msg.find("evaluation 7 (step 7 of 10"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("sigma 0.965417"), std::string::npos) << msg;
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path / "out"));
+}

@@ -78,15 +78,24 @@ int cmd_sample(const SampleArgs& args) {
 
 int cmd_info(const fs::path& path) {
   set_threads(0);
+  const ArchiveInfo archive = inspect_archive(path);
+  std::cout << "model        " << path.string() << "\n"
+            << "sha256       " << archive.sha256 << "\n"
+            << "methods      ";
+  for (const auto& name : archive.methods) std::cout << name << " ";
+  std::cout << "\n";
+  if (!archive.missing.empty()) {
+    std::string keys;
+    for (const auto& k : archive.missing) keys += (keys.empty() ? "model." : ", model.") + k;
+    std::cout << "metadata     " << (archive.metadata.empty() ? "none: diffode.json missing from the archive" : archive.metadata.dump())
+              << "\ncontract     not probed: a config using this model must set " << keys << "\n";
+    return 0;
+  }
   const Model model = Model::load({path});
   const ModelMeta& m = model.meta();
   const Process& p = m.process;
-  std::cout << "model        " << path.string() << "\n"
-            << "sha256       " << model.sha256() << "\n"
-            << "contract     ok: forward(x, t) probed on a batch of 2\n"
-            << "methods      ";
-  for (const auto& name : model.methods()) std::cout << name << " ";
-  std::cout << "\nprediction   " << m.prediction << "\n"
+  std::cout << "contract     ok: forward(x, t) probed on a batch of 2\n"
+            << "prediction   " << m.prediction << "\n"
             << "process      " << p.to_json().dump() << "\n"
             << "sample_shape " << nlohmann::json(m.sample_shape).dump() << "\n"
             << "data_range   [" << num(m.data_lo) << ", " << num(m.data_hi) << "]\n"
@@ -94,7 +103,6 @@ int cmd_info(const fs::path& path) {
             << num(p.time_of(m.sigma_min)) << ", " << num(p.time_of(m.sigma_max)) << "])\n"
             << "num_classes  " << m.num_classes << "\n";
   if (!m.description.empty()) std::cout << "description  " << m.description << "\n";
-  if (model.archive_metadata().empty()) std::cout << "metadata     none in the archive (diffode.json missing)\n";
   return 0;
 }
 

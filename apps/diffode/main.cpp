@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 
 #include "commands.hpp"
@@ -36,6 +37,14 @@ int main(int argc, char** argv) {
   auto* solvers_cmd = app.add_subcommand("solvers", "List the solvers and their NFE rules");
   auto* schedules_cmd = app.add_subcommand("schedules", "List the sigma schedules");
 
+  if (argc > 1 && argv[1][0] != '-') {  // a misspelled command: say which, and the nearest
+    std::vector<std::string> commands;
+    for (const auto* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
+    if (std::find(commands.begin(), commands.end(), argv[1]) == commands.end()) {
+      std::cerr << "error: " << diffode::unknown_name_message("command", argv[1], commands) << "\n";
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

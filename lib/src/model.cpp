@@ -131,7 +131,8 @@ ModelMeta resolve_meta(const json& archive, const json& overrides, const std::st
   if (!(m.sigma_min >= 0))
     throw InputError(origin("sigma_min") + ": must be >= 0, got " + std::to_string(m.sigma_min));
   if (!(m.sigma_min < m.sigma_max))
-    throw InputError((merged.contains("sigma_max") ? origin("sigma_max") : origin("sigma_min")) +
+    throw InputError((overrides.contains("sigma_min") || !overrides.contains("sigma_max") ? origin("sigma_min")
+                                                                                          : origin("sigma_max")) +
                      ": need sigma_min < sigma_max, got sigma_min " + std::to_string(m.sigma_min) + ", sigma_max " +
                      std::to_string(m.sigma_max));
   const double t_hi = m.process.time_of(m.sigma_max);
@@ -155,13 +156,50 @@ ModelMeta resolve_meta(const json& archive, const json& overrides, const std::st
 
 }  // namespace
 
+namespace {
+
+// Reads a TorchScript archive and its diffode.json (checked, extra keys allowed).
+torch::jit::Module read_archive(const fs::path& path, c10::Device device, json& metadata) {
+  const std::string file = path.string();
+  if (!fs::exists(path)) throw InputError("model " + file + ": file does not exist");
+  if (fs::is_directory(path)) throw InputError("model " + file + ": is a directory, not a TorchScript file");
+  torch::jit::ExtraFilesMap extra{{"diffode.json", ""}};
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(file, device, extra);
+  } catch (const c10::Error& e) {
+    throw InputError("model " + file + ": not a loadable TorchScript archive: " + first_line(e.what_without_backtrace()));
+  }
+  metadata = json::object();
+  if (!extra["diffode.json"].empty()) {
+    metadata = parse_json_text(extra["diffode.json"], "model " + file + ": diffode.json");
+    validate_model_metadata(metadata, "model " + file + ": diffode.json", true);
+  }
+  return module;
+}
+
+std::vector<std::string> method_names(const torch::jit::Module& module) {
+  std::vector<std::string> out;
+  for (const auto& m : module.get_methods()) out.push_back(m.name());
+  return out;
+}
+
+}  // namespace
+
+ArchiveInfo inspect_archive(const fs::path& path) {
+  ArchiveInfo info;
+  const torch::jit::Module module = read_archive(path, c10::kCPU, info.metadata);
+  info.sha256 = sha256_file(path);
+  info.methods = method_names(module);
+  for (const char* key : {"prediction", "process", "sample_shape"})
+    if (!info.metadata.contains(key)) info.missing.push_back(key);
+  return info;
+}
+
 Model Model::load(const ModelOptions& opt) {
   const std::string file = opt.path.string();
-  if (!fs::exists(opt.path)) throw InputError("model " + file + ": file does not exist");
-  if (fs::is_directory(opt.path)) throw InputError("model " + file + ": is a directory, not a TorchScript file");
   auto impl = std::make_shared<Impl>();
   impl->path = opt.path;
-  impl->sha256 = sha256_file(opt.path);
   impl->dtype = parse_dtype(opt.dtype);
   try {
     impl->device = c10::Device(opt.device);
@@ -170,18 +208,9 @@ Model Model::load(const ModelOptions& opt) {
   }
   if (impl->device.is_cuda() && !torch::cuda::is_available())
     throw InputError(opt.where + "/device: '" + opt.device + "' asked for, but this LibTorch sees no CUDA device");
-
-  torch::jit::ExtraFilesMap extra{{"diffode.json", ""}};
-  try {
-    impl->module = torch::jit::load(file, impl->device, extra);
-  } catch (const c10::Error& e) {
-    throw InputError("model " + file + ": not a loadable TorchScript archive: " + first_line(e.what_without_backtrace()));
-  }
+  impl->module = read_archive(opt.path, impl->device, impl->archive_meta);
+  impl->sha256 = sha256_file(opt.path);
   impl->module.eval();
-  if (!extra["diffode.json"].empty()) {
-    impl->archive_meta = parse_json_text(extra["diffode.json"], "model " + file + ": diffode.json");
-    validate_model_metadata(impl->archive_meta, "model " + file + ": diffode.json", true);
-  }
   validate_model_metadata(opt.overrides, opt.where, false);
   impl->meta = resolve_meta(impl->archive_meta, opt.overrides, file, opt.where);
   impl->prediction = &find_prediction(impl->meta.prediction, opt.where);
@@ -230,11 +259,7 @@ const json& Model::archive_metadata() const { return impl_->archive_meta; }
 at::ScalarType Model::dtype() const { return impl_->dtype; }
 c10::Device Model::device() const { return impl_->device; }
 
-std::vector<std::string> Model::methods() const {
-  std::vector<std::string> out;
-  for (const auto& m : impl_->module.get_methods()) out.push_back(m.name());
-  return out;
-}
+std::vector<std::string> Model::methods() const { return method_names(impl_->module); }
 
 at::Tensor Model::forward(const at::Tensor& x_t, const at::Tensor& t) const {
   return impl_->module.forward({x_t, t}).toTensor();

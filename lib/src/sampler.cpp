@@ -192,12 +192,33 @@ Image scatter(const std::vector<float>& xy, double lo, double hi) {
 
 std::string json_number_text(double v) { return std::isinf(v) ? "inf" : json(v).dump(); }
 
-void check_writable_dir(const fs::path& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir))
-    throw InputError("output directory " + dir.string() + ": cannot be created: " +
-                     (ec ? ec.message() : "a file of that name exists"));
+// Folders a run creates; those still empty are removed unless the run finishes (keep()).
+class CreatedDirs {
+ public:
+  void create(const fs::path& dir) {
+    if (!fs::exists(dir)) created_.push_back(dir);
+    fs::create_directories(dir);
+  }
+  void keep() { created_.clear(); }
+  ~CreatedDirs() {
+    for (auto it = created_.rbegin(); it != created_.rend(); ++it) {
+      std::error_code ec;
+      if (fs::is_empty(*it, ec)) fs::remove(*it, ec);
+    }
+  }
+
+ private:
+  std::vector<fs::path> created_;
+};
+
+void check_writable_dir(const fs::path& dir, CreatedDirs& created) {
+  try {
+    created.create(dir);
+  } catch (const fs::filesystem_error& e) {
+    throw InputError("output directory " + dir.string() + ": cannot be created: " + e.code().message());
+  }
+  if (!fs::is_directory(dir))
+    throw InputError("output directory " + dir.string() + ": cannot be created: a file of that name exists");
   try {
     AtomicFile probe(dir / ".write-test");
     probe.write("ok");
@@ -260,7 +281,8 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
   };
   if (cfg.schedule.spec.rho) run["schedule"]["rho"] = *cfg.schedule.spec.rho;
 
-  check_writable_dir(out_dir);
+  CreatedDirs created;
+  check_writable_dir(out_dir, created);
   if (run_complete(out_dir, run)) {
     spdlog::info("{} already holds this run, complete: nothing to do", out_dir.string());
     std::ifstream in(out_dir / "manifest.json");
@@ -280,7 +302,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
     npy.emplace(out_dir / "samples.npy");
     npy->write(npy_header(out_shape));
   }
-  if (cfg.output.png) fs::create_directories(out_dir / "samples");
+  if (cfg.output.png) created.create(out_dir / "samples");
 
   ModelDenoiser den(model, state_dtype);
   std::vector<Image> tiles;
@@ -350,6 +372,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
         {"threads", threads}}},
   };
   write_file_atomic(out_dir / "manifest.json", manifest.dump(2) + "\n");
+  created.keep();
   spdlog::info("{} samples in {:.2f} s ({:.1f}/s) -> {}", n, sample_s, n / sample_s, out_dir.string());
   return manifest;
 }

@@ -38,6 +38,16 @@ struct ModelOptions {
 
 std::vector<std::string> prediction_names();
 
+// What a model file holds, without the contract check: for `diffode info` on a plain
+// network whose metadata must come from a config.
+struct ArchiveInfo {
+  std::string sha256;
+  nlohmann::json metadata;           // diffode.json ({} if none)
+  std::vector<std::string> methods;
+  std::vector<std::string> missing;  // required metadata keys it lacks
+};
+ArchiveInfo inspect_archive(const std::filesystem::path& path);
+
 class Model {
  public:
   // Loads the archive, merges and checks the metadata, and probes forward(x, t) once.

@@ -1,0 +1,220 @@
+#!/usr/bin/python3
+"""Write the files the C++ tests read (tests/data/).
+
+  randn_reference.json   torch.manual_seed(seed); torch.randn(shape) values (DESIGN.md 6)
+  no_forward.pt          forward(x) only (plus an exported features(x)): wrong arity
+  wrong_shape.pt         forward(x, t) returns x[:, :1]
+  wrong_dtype.pt         forward(x, t) returns int64
+  nan_model.pt           gauss edm/x0 denoiser, NaN wherever t < 1
+  no_meta.pt             gauss edm/x0 without diffode.json
+  bad_meta.pt            gauss edm/x0 whose diffode.json is not JSON
+  not_a_model.pt         a text file
+  README.md              this list, with what each is for
+
+Run:  /usr/bin/python3 scripts/make_test_fixtures.py [--out DIR]
+Deterministic and idempotent.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+from torch import Tensor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_models  # noqa: E402  (GaussianMixture, metadata and saving helpers)
+
+COMMAND = "/usr/bin/python3 scripts/make_test_fixtures.py"
+RANDN_SEEDS = [0, 1, 7, 12345]
+RANDN_SHAPES = [[3, 8, 8], [2], [1, 28, 28]]
+SHAPE = make_models.GAUSS_SHAPE
+
+
+# --------------------------------------------------------------------------
+# Broken models
+# --------------------------------------------------------------------------
+
+class NoForward(torch.nn.Module):
+    """forward takes only x, so forward(x, t) is the wrong arity."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+    @torch.jit.export
+    def features(self, x: Tensor) -> Tensor:
+        return x.mean(dim=[2, 3])
+
+
+class WrongShape(torch.nn.Module):
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return x[:, :1]
+
+
+class WrongDtype(torch.nn.Module):
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return x.to(torch.int64)
+
+
+class NanBelowOne(torch.nn.Module):
+    """The wrapped model's output, NaN in every row whose t < 1."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        out = self.inner(x, t)
+        t = t.to(out.dtype)
+        poison = torch.where(t < 1.0, torch.full_like(t, float("nan")), torch.zeros_like(t))
+        return out + poison.reshape([t.shape[0]] + [1] * (out.dim() - 1))
+
+
+def gauss_x0() -> torch.nn.Module:
+    return make_models.gauss_module("edm", "x0")
+
+
+def fixture_meta(description: str) -> str:
+    """A valid diffode.json like gauss.pt's (edm / x0, [3, 8, 8])."""
+    meta = make_models.make_meta("edm", "x0", SHAPE, [-1.0, 1.0], "Test fixture: " + description)
+    return json.dumps(meta)
+
+
+# name -> (module or None for a plain text file, diffode.json text or None, purpose)
+def fixtures() -> dict:
+    return {
+        "no_forward.pt": (NoForward(), fixture_meta("forward(x) only"),
+                          "forward takes only x (and an exported `features(x)`): calling "
+                          "forward(x, t) is the wrong arity; the contract check must say so."),
+        "wrong_shape.pt": (WrongShape(), fixture_meta("wrong output shape"),
+                           "forward(x, t) returns x[:, :1] ([B,1,8,8] instead of [B,3,8,8])."),
+        "wrong_dtype.pt": (WrongDtype(), fixture_meta("integer output"),
+                           "forward(x, t) returns x as int64 (not a floating-point output)."),
+        "nan_model.pt": (NanBelowOne(gauss_x0()), fixture_meta("NaN output for t < 1"),
+                         "the gauss.pt denoiser (edm/x0), but NaN in every row with t < 1: the "
+                         "probe at large sigma passes and sampling fails partway, once sigma < 1."),
+        "no_meta.pt": (gauss_x0(), None,
+                       "the gauss.pt model (edm/x0, [3,8,8], mu/s as in gauss.pt) with no "
+                       "diffode.json: the config must supply sample_shape, process, prediction."),
+        "bad_meta.pt": (gauss_x0(), "{prediction: x0",
+                        "the gauss.pt model with a diffode.json that is not valid JSON "
+                        "(`{prediction: x0`)."),
+        "not_a_model.pt": (None, "this is not a torchscript archive\n",
+                           "a text file, not a TorchScript archive (loading must fail cleanly)."),
+    }
+
+
+def write_fixture(path: str, module, meta_text) -> None:
+    if module is None:
+        with open(path, "w") as f:
+            f.write(meta_text)
+    else:
+        make_models.save_scripted(module, path, meta_text)
+
+
+# --------------------------------------------------------------------------
+# randn reference
+# --------------------------------------------------------------------------
+
+def randn_values(seed: int, shape: list) -> list:
+    """torch.manual_seed(seed); torch.randn(shape), as Python floats (exact)."""
+    torch.manual_seed(seed)
+    values = torch.randn(shape)
+    # The same numbers must come from a fresh generator (what diffode uses per sample).
+    fresh = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(values, fresh)
+    return [float(v) for v in values.flatten().tolist()]
+
+
+def write_randn_reference(path: str) -> None:
+    cases = [{"seed": seed, "shape": shape, "values": randn_values(seed, shape)}
+             for seed in RANDN_SEEDS for shape in RANDN_SHAPES]
+    doc = {"dtype": "float32", "torch_version": torch.__version__.split("a")[0], "cases": cases}
+    with open(path, "w") as f:
+        json.dump(doc, f)  # floats are written with repr: they read back exactly
+        f.write("\n")
+    check_randn_reference(path)
+
+
+def check_randn_reference(path: str) -> None:
+    with open(path) as f:
+        doc = json.load(f)
+    for case in doc["cases"]:
+        back = torch.tensor(case["values"], dtype=torch.float64).to(torch.float32)
+        torch.manual_seed(case["seed"])
+        assert torch.equal(back, torch.randn(case["shape"]).flatten()), case["seed"]
+
+
+# --------------------------------------------------------------------------
+# Checks and README
+# --------------------------------------------------------------------------
+
+def check_fixtures(out_dir: str) -> None:
+    """Each fixture fails (or not) the way it is meant to."""
+    x = torch.randn([2] + SHAPE, generator=torch.Generator().manual_seed(0))
+    big, small = torch.full([2], 2.0), torch.full([2], 0.5)
+    load = lambda name, **kw: torch.jit.load(os.path.join(out_dir, name), **kw)  # noqa: E731
+    try:
+        load("no_forward.pt")(x, big)
+        raise AssertionError("no_forward.pt accepted forward(x, t)")
+    except RuntimeError:
+        pass
+    assert load("wrong_shape.pt")(x, big).shape != x.shape
+    assert not load("wrong_dtype.pt")(x, big).is_floating_point()
+    nan_model = load("nan_model.pt")
+    assert torch.isfinite(nan_model(x, big)).all() and torch.isnan(nan_model(x, small)).all()
+    extra = {"diffode.json": ""}
+    load("no_meta.pt", _extra_files=extra)
+    assert not extra["diffode.json"]  # a missing extra file reads back empty
+    load("bad_meta.pt", _extra_files=extra)
+    try:
+        json.loads(extra["diffode.json"])
+        raise AssertionError("bad_meta.pt has valid JSON")
+    except json.JSONDecodeError:
+        pass
+    try:
+        load("not_a_model.pt")
+        raise AssertionError("not_a_model.pt loaded")
+    except RuntimeError:
+        pass
+
+
+def write_readme(out_dir: str, table: dict) -> None:
+    lines = ["# Test fixtures", "",
+             "Files the C++ tests read. All are made by one deterministic command:", "",
+             "```", COMMAND, "```", "",
+             "Models with a diffode.json carry a valid one like gauss.pt's (edm / x0, "
+             "sample_shape [3, 8, 8], data_range [-1, 1], sigma 0.002..80) unless the point is "
+             "the metadata itself.", "",
+             "File | size | what it is for", "---|---|---",
+             f"`randn_reference.json` | {os.path.getsize(os.path.join(out_dir, 'randn_reference.json'))} "
+             f"| `torch.manual_seed(seed); torch.randn(shape)` (float32, CPU) for seeds {RANDN_SEEDS} and "
+             f"shapes {RANDN_SHAPES}: `{{\"dtype\", \"torch_version\", \"cases\": [{{\"seed\", \"shape\", "
+             "\"values\" (flat, C order, exact)}]}`. DESIGN.md 6: sample k's start noise must equal "
+             "these numbers (a fresh CPU generator seeded with seed + k, float32 randn of the sample "
+             "shape). Note that randn of 16+ elements uses a different (vectorised) path from "
+             "smaller ones, and float64 randn gives different numbers: draw float32 per sample."]
+    for name, (_, _, purpose) in table.items():
+        lines.append(f"`{name}` | {os.path.getsize(os.path.join(out_dir, name))} | {purpose}")
+    with open(os.path.join(out_dir, "README.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=os.path.join(make_models.REPO, "tests", "data"),
+                        help="output folder")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    write_randn_reference(os.path.join(args.out, "randn_reference.json"))
+    table = fixtures()
+    for name, (module, meta_text, _) in table.items():
+        write_fixture(os.path.join(args.out, name), module, meta_text)
+    check_fixtures(args.out)
+    write_readme(args.out, table)
+    for name in ["randn_reference.json"] + list(table) + ["README.md"]:
+        print(f"{name:22s} {os.path.getsize(os.path.join(args.out, name)):8d} bytes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,542 @@
+// The built CLI end to end (DESIGN.md §7, §8): the listing commands, `info`, `sample` on
+// every shipped config with its outputs, re-runs, and every bad input of §7 (exit code 2,
+// a message naming the file and the key or value, no file left in the output directory).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "diffode/config.hpp"
+#include "diffode/io.hpp"
+#include "diffode/process.hpp"
+#include "diffode/schedule.hpp"
+#include "diffode/solver.hpp"
+#include "diffode/version.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using diffode::test::CliResult;
+using diffode::test::data_path;
+using diffode::test::model_path;
+using diffode::test::repo;
+using diffode::test::run_cli;
+using diffode::test::TempDir;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << part << "' not found in:\n" << text;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+fs::path write_json(const fs::path& file, const json& j) {
+  fs::create_directories(file.parent_path());
+  std::ofstream(file, std::ios::binary) << j.dump(2) << "\n";
+  return file;
+}
+
+// Regular files anywhere under `dir`, as sorted relative paths ({} if it does not exist).
+std::vector<std::string> files_under(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (!e.is_directory()) out.push_back(fs::relative(e.path(), dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
+// Every file's bytes, keyed by relative path.
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& f : files_under(dir)) out[f] = read_file(dir / f);
+  return out;
+}
+
+uint32_t le16(const std::string& s, size_t at) { return uint8_t(s[at]) | uint32_t(uint8_t(s[at + 1])) << 8; }
+
+// The shape in an npy header and the header's length.
+std::pair<std::vector<int64_t>, size_t> npy_shape(const std::string& bytes) {
+  if (bytes.size() < 10 || bytes.compare(0, 6, std::string("\x93NUMPY", 6)) != 0) {
+    ADD_FAILURE() << "not an npy file";
+    return {{}, 0};
+  }
+  const size_t header = 10 + le16(bytes, 8);
+  const std::string dict = bytes.substr(10, header - 10);
+  EXPECT_NE(dict.find("'descr': '<f4'"), std::string::npos) << dict;
+  EXPECT_NE(dict.find("'fortran_order': False"), std::string::npos) << dict;
+  const auto open = dict.find("'shape': (");
+  EXPECT_NE(open, std::string::npos) << dict;
+  const auto close = dict.find(')', open);
+  std::vector<int64_t> shape;
+  std::stringstream s(dict.substr(open + 10, close - open - 10));
+  for (std::string part; std::getline(s, part, ',');)
+    if (part.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(part));
+  return {shape, header};
+}
+
+double sigma_value(const json& s) {
+  if (s.is_string() && s.get<std::string>() == "inf") return INFINITY;
+  return s.get<double>();
+}
+
+// A message for the user ("error: ..."), not an internal failure.
+void expect_clean_error(const CliResult& r) {
+  EXPECT_TRUE(Contains(r.output, "error: "));
+  EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
+}
+
+// A quick config on gauss.pt (edm / x0, [3, 8, 8]).
+json gauss_config(const fs::path& model = model_path("gauss.pt")) {
+  return {{"model", {{"path", model.string()}}},
+          {"solver", {{"name", "euler"}, {"steps", 4}}},
+          {"sampling", {{"num_samples", 4}, {"batch_size", 4}, {"seed", 0}}}};
+}
+
+// ---------------------------------------------------------------- listing commands
+
+TEST(CliBasics, VersionPrintsTheVersionAndExitsZero) {
+  const CliResult r = run_cli("--version");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(Contains(r.output, std::string("diffode ") + diffode::kVersion));
+}
+
+TEST(CliBasics, HelpListsTheSubcommandsAndExitsZero) {
+  const CliResult r = run_cli("--help");
+  EXPECT_EQ(r.code, 0) << r.output;
+  for (const char* cmd : {"sample", "info", "solvers", "schedules"}) EXPECT_TRUE(Contains(r.output, cmd));
+}
+
+TEST(CliBasics, SolversListsEverySolverAndExitsZero) {
+  const CliResult r = run_cli("solvers");
+  EXPECT_EQ(r.code, 0) << r.output;
+  for (const auto& name : diffode::solver_names()) EXPECT_TRUE(Contains(r.output, name));
+  EXPECT_TRUE(Contains(r.output, "2N"));
+}
+
+TEST(CliBasics, SchedulesListsEveryScheduleAndExitsZero) {
+  const CliResult r = run_cli("schedules");
+  EXPECT_EQ(r.code, 0) << r.output;
+  for (const auto& name : diffode::schedule_names()) EXPECT_TRUE(Contains(r.output, name));
+}
+
+TEST(CliBasics, UnknownSubcommandIsBadInput) {
+  const CliResult r = run_cli("smaple");
+  EXPECT_EQ(r.code, 2) << r.output;
+}
+
+TEST(CliBasics, UnknownOptionIsBadInput) {
+  const CliResult r = run_cli("sample -c configs/gauss.json --bogus");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "--bogus"));
+}
+
+// ---------------------------------------------------------------- info
+
+TEST(CliInfo, PrintsShaPredictionAndShape) {
+  const fs::path model = model_path("gauss.pt");
+  const CliResult r = run_cli("info " + q(model));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(Contains(r.output, diffode::sha256_file(model)));
+  EXPECT_TRUE(Contains(r.output, "prediction   x0"));
+  EXPECT_TRUE(Contains(r.output, "edm"));
+  EXPECT_TRUE(Contains(r.output, "[3,8,8]"));
+  EXPECT_TRUE(Contains(r.output, "forward"));
+}
+
+TEST(CliInfo, WorksOnTheOtherShippedModels) {
+  // (Each CLI start loads LibTorch, about a second: the models in models/gauss/ are left to test_model.)
+  for (const auto& m : {model_path("gmm2d.pt"), model_path("fmnist_exact.pt")}) {
+    const CliResult r = run_cli("info " + q(m));
+    EXPECT_EQ(r.code, 0) << m << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, diffode::sha256_file(m)));
+  }
+}
+
+TEST(CliInfo, ModelWithoutMetadataIsDescribed) {
+  // `info` has no config to put model.* overrides in: a plain network (no diffode.json)
+  // should still be described, saying the metadata is missing (DESIGN.md §5, §7).
+  const CliResult r = run_cli("info " + q(data_path("no_meta.pt")));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(Contains(r.output, diffode::sha256_file(data_path("no_meta.pt"))));
+  EXPECT_TRUE(Contains(r.output, "diffode.json missing"));
+}
+
+TEST(CliInfo, BrokenModelIsBadInputNamingTheFile) {
+  // The other broken models go through the same loader: see CliBadInput.
+  const CliResult r = run_cli("info " + q(data_path("wrong_shape.pt")));
+  EXPECT_EQ(r.code, 2) << r.output;
+  expect_clean_error(r);
+  EXPECT_TRUE(Contains(r.output, data_path("wrong_shape.pt").string()));
+  EXPECT_TRUE(Contains(r.output, "returned shape [2, 1, 8, 8]"));
+}
+
+// ---------------------------------------------------------------- sample on the shipped configs
+
+std::vector<std::string> shipped_configs() {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(repo() / "configs"))
+    if (e.path().extension() == ".json") out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+class CliShippedConfig : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CliShippedConfig, SampleWritesGridNpyAndManifestAndARerunIsComplete) {
+  const fs::path config = repo() / "configs" / GetParam();
+  const diffode::Config cfg = diffode::load_config(config);
+  TempDir tmp;
+  // From an unrelated working directory, with -o relative to it.
+  const std::string cmd =
+      "sample -c " + q(config) + " --set sampling.num_samples=8 --set sampling.batch_size=4 -o out";
+  const CliResult r = run_cli(cmd, tmp.path);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const fs::path out = tmp.path / "out";
+  EXPECT_TRUE(Contains(r.output, out.string()));
+
+  ASSERT_TRUE(fs::is_regular_file(out / "grid.png")) << joined(files_under(out));
+  ASSERT_TRUE(fs::is_regular_file(out / "samples.npy")) << joined(files_under(out));
+  ASSERT_TRUE(fs::is_regular_file(out / "manifest.json")) << joined(files_under(out));
+
+  // manifest.json
+  const json manifest = json::parse(read_file(out / "manifest.json"));
+  ASSERT_TRUE(manifest.contains("run")) << manifest.dump(2);
+  const json& run = manifest["run"];
+  EXPECT_EQ(run["model"]["sha256"], diffode::sha256_file(cfg.model.path));
+  EXPECT_EQ(run["diffode_version"], diffode::kVersion);
+  ASSERT_TRUE(run["nfe"].is_number_integer()) << run.dump(2);
+  EXPECT_GT(run["nfe"].get<int>(), 0);
+  EXPECT_EQ(run["nfe"], run["solver"]["nfe"]);
+  if (cfg.solver.nfe) {
+    EXPECT_EQ(run["nfe"].get<int>(), *cfg.solver.nfe);
+  }
+  if (cfg.solver.steps) {
+    EXPECT_EQ(run["solver"]["steps"].get<int>(), *cfg.solver.steps);
+  }
+  EXPECT_EQ(run["solver"]["name"], cfg.solver.name);
+  EXPECT_EQ(run["config"]["sampling"]["num_samples"], 8);
+  EXPECT_EQ(run["config"]["sampling"]["batch_size"], 4);
+  const json& sigmas = run["schedule"]["sigmas"];
+  ASSERT_TRUE(sigmas.is_array());
+  EXPECT_EQ(sigmas.size(), run["solver"]["steps"].get<size_t>() + 1);
+  for (size_t i = 1; i < sigmas.size(); ++i) EXPECT_LT(sigma_value(sigmas[i]), sigma_value(sigmas[i - 1])) << i;
+  EXPECT_EQ(manifest["seeds"]["first"], 0);
+  EXPECT_EQ(manifest["seeds"]["count"], 8);
+
+  // Every listed file exists, and nothing else is there (no temporaries).
+  std::vector<std::string> listed = {"manifest.json"};
+  for (const auto& f : manifest["files"]) {
+    listed.push_back(f.get<std::string>());
+    EXPECT_TRUE(fs::is_regular_file(out / f.get<std::string>())) << f;
+  }
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(files_under(out), listed);
+  if (cfg.output.png) {
+    for (int k = 0; k < 8; ++k) {
+      const std::string png = read_file(out / "samples" / (std::to_string(k) + ".png"));
+      EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << k;
+    }
+  }
+
+  // samples.npy: [8, *sample_shape] float32, header + data and nothing more, all finite.
+  const std::string npy = read_file(out / "samples.npy");
+  const auto [shape, header] = npy_shape(npy);
+  std::vector<int64_t> expect = {8};
+  for (const auto& d : run["model"]["metadata"]["sample_shape"]) expect.push_back(d.get<int64_t>());
+  EXPECT_EQ(shape, expect);
+  EXPECT_EQ(header % 64, 0u);
+  int64_t count = 1;
+  for (auto d : expect) count *= d;
+  ASSERT_EQ(npy.size(), header + static_cast<size_t>(count) * 4);
+  std::vector<float> values(static_cast<size_t>(count));
+  std::memcpy(values.data(), npy.data() + header, values.size() * 4);
+  for (float v : values) ASSERT_TRUE(std::isfinite(v));
+
+  // grid.png carries the run as JSON in its tEXt chunk "diffode".
+  const std::string png = read_file(out / "grid.png");
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  const auto texts = diffode::png_text_chunks(png);
+  const auto it = std::find_if(texts.begin(), texts.end(), [](const auto& t) { return t.first == "diffode"; });
+  ASSERT_NE(it, texts.end());
+  EXPECT_EQ(json::parse(it->second), run);
+
+  // The same command again: the run is complete, nothing is rewritten.
+  const auto before = snapshot(out);
+  const auto manifest_time = fs::last_write_time(out / "manifest.json");
+  const CliResult again = run_cli(cmd, tmp.path);
+  EXPECT_EQ(again.code, 0) << again.output;
+  EXPECT_TRUE(Contains(again.output, "complete"));
+  EXPECT_EQ(fs::last_write_time(out / "manifest.json"), manifest_time);
+  const auto after = snapshot(out);
+  EXPECT_EQ(after.size(), before.size());
+  for (const auto& [name, bytes] : before) EXPECT_TRUE(after.count(name) && after.at(name) == bytes) << name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shipped, CliShippedConfig, ::testing::ValuesIn(shipped_configs()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = fs::path(info.param).stem().string();
+                           for (char& c : name)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return name;
+                         });
+
+// ---------------------------------------------------------------- sample: paths and re-runs
+
+TEST(CliSample, RelativeModelPathResolvesAgainstTheConfigFolder) {
+  TempDir tmp;
+  json j = gauss_config();
+  j["model"]["path"] = fs::relative(model_path("gauss.pt"), tmp.path / "cfgs").string();
+  ASSERT_TRUE(fs::path(j["model"]["path"].get<std::string>()).is_relative());
+  const fs::path cfg = write_json(tmp.path / "cfgs" / "c.json", j);
+  const CliResult r = run_cli("sample -c " + q(cfg) + " -o " + q(tmp.path / "out"), repo() / "tests");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(tmp.path / "out" / "manifest.json"));
+}
+
+TEST(CliSample, SetPathResolvesAgainstTheWorkingDirectory) {
+  TempDir tmp;
+  json j = gauss_config();
+  j["model"]["path"] = "/nonexistent/model.pt";
+  const fs::path cfg = write_json(tmp.path / "c.json", j);
+  // From the repository root, models/gauss.pt exists.
+  const CliResult ok = run_cli("sample -c " + q(cfg) + " --set model.path=models/gauss.pt -o " + q(tmp.path / "ok"));
+  EXPECT_EQ(ok.code, 0) << ok.output;
+  // From the temporary directory, it does not: the message names the path there.
+  const CliResult bad = run_cli("sample -c " + q(cfg) + " --set model.path=models/gauss.pt -o bad", tmp.path);
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_TRUE(Contains(bad.output, (tmp.path / "models" / "gauss.pt").string()));
+  EXPECT_TRUE(files_under(tmp.path / "bad").empty());
+}
+
+TEST(CliSample, DefaultOutputDirIsRunsSlashConfigNameInTheWorkingDirectory) {
+  TempDir tmp;
+  const fs::path cfg = write_json(tmp.path / "cfgs" / "tiny.json", gauss_config());
+  const CliResult r = run_cli("sample -c " + q(cfg), tmp.path);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(tmp.path / "runs" / "tiny" / "manifest.json")) << joined(files_under(tmp.path));
+}
+
+TEST(CliSample, OutputDirInTheConfigResolvesAgainstTheConfigFolder) {
+  TempDir tmp;
+  json j = gauss_config();
+  j["output"] = {{"dir", "results/here"}};
+  const fs::path cfg = write_json(tmp.path / "cfgs" / "c.json", j);
+  const CliResult r = run_cli("sample -c " + q(cfg), repo() / "tests");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(tmp.path / "cfgs" / "results" / "here" / "manifest.json")) << joined(files_under(tmp.path));
+}
+
+TEST(CliSample, AChangedConfigIsSampledAgain) {
+  TempDir tmp;
+  const fs::path cfg = write_json(tmp.path / "c.json", gauss_config());
+  const fs::path out = tmp.path / "out";
+  ASSERT_EQ(run_cli("sample -c " + q(cfg) + " -o " + q(out)).code, 0);
+  const std::string first = read_file(out / "samples.npy");
+  const CliResult r = run_cli("sample -c " + q(cfg) + " --set sampling.seed=1 -o " + q(out));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("complete"), std::string::npos) << r.output;
+  EXPECT_NE(read_file(out / "samples.npy"), first);
+  EXPECT_EQ(json::parse(read_file(out / "manifest.json"))["seeds"]["first"], 1);
+  EXPECT_EQ(files_under(out), (std::vector<std::string>{"grid.png", "manifest.json", "samples.npy"}));
+}
+
+TEST(CliSample, ModelWithoutMetadataWorksWithOverrides) {
+  TempDir tmp;
+  const fs::path cfg = write_json(tmp.path / "c.json", gauss_config(data_path("no_meta.pt")));
+  const CliResult r = run_cli("sample -c " + q(cfg) +
+                                  " --set model.prediction=x0 --set model.process.type=edm"
+                                  " --set 'model.sample_shape=[3,8,8]' -o " + q(tmp.path / "out"),
+                              tmp.path);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json run = json::parse(read_file(tmp.path / "out" / "manifest.json"))["run"];
+  EXPECT_EQ(run["model"]["metadata"]["prediction"], "x0");
+  EXPECT_EQ(run["model"]["metadata"]["sample_shape"], json::parse("[3, 8, 8]"));
+}
+
+// ---------------------------------------------------------------- bad input: exit 2, clear message, no files
+
+class CliBadInput : public ::testing::Test {
+ protected:
+  TempDir tmp;
+  fs::path out() const { return tmp.path / "out"; }
+  fs::path config(const json& j, const std::string& name = "cfg.json") { return write_json(tmp.path / name, j); }
+  CliResult sample(const fs::path& cfg, const std::string& extra = "") {
+    return run_cli("sample -c " + q(cfg) + " -o " + q(out()) + " " + extra, tmp.path);
+  }
+  // Exit code 2, every part in the message, no file in the output directory.
+  void expect_bad_input(const CliResult& r, const std::vector<std::string>& parts) {
+    EXPECT_EQ(r.code, 2) << r.output;
+    expect_clean_error(r);
+    for (const auto& p : parts) EXPECT_TRUE(Contains(r.output, p));
+    EXPECT_TRUE(files_under(out()).empty()) << joined(files_under(out()));
+  }
+};
+
+TEST_F(CliBadInput, MissingConfig) {
+  const fs::path cfg = tmp.path / "nope.json";
+  expect_bad_input(sample(cfg), {cfg.string(), "does not exist"});
+}
+
+TEST_F(CliBadInput, UnreadableConfig) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root can read a file with mode 000";
+  const fs::path cfg = config(gauss_config());
+  ASSERT_EQ(::chmod(cfg.c_str(), 0), 0);
+  const CliResult r = sample(cfg);
+  ::chmod(cfg.c_str(), 0644);
+  expect_bad_input(r, {cfg.string(), "cannot be read"});
+}
+
+TEST_F(CliBadInput, MalformedJson) {
+  const fs::path cfg = tmp.path / "cfg.json";
+  std::ofstream(cfg) << "{\n  \"model\": {\"path\": \"m.pt\"},\n  \"solver\": {\"name\": \"heun\",,}\n}\n";
+  expect_bad_input(sample(cfg), {cfg.string() + ":3:", "malformed JSON"});
+}
+
+TEST_F(CliBadInput, UnknownKey) {
+  json j = gauss_config();
+  j["solver"]["stpes"] = 10;
+  const fs::path cfg = config(j);
+  expect_bad_input(sample(cfg), {cfg.string(), "/solver/stpes", "did you mean 'steps'"});
+}
+
+TEST_F(CliBadInput, WrongType) {
+  json j = gauss_config();
+  j["solver"]["steps"] = "ten";
+  const fs::path cfg = config(j);
+  expect_bad_input(sample(cfg), {cfg.string(), "/solver/steps", "expected an integer", "\"ten\""});
+}
+
+TEST_F(CliBadInput, UnknownSolver) {
+  json j = gauss_config();
+  j["solver"]["name"] = "hen";
+  const fs::path cfg = config(j);
+  expect_bad_input(sample(cfg), {cfg.string(), "/solver/name", "unknown solver 'hen'", "did you mean 'heun'",
+                                 "euler", "dpmpp2m", "ipndm"});
+}
+
+TEST_F(CliBadInput, UnknownSchedule) {
+  json j = gauss_config();
+  j["schedule"] = {{"name", "karras"}};
+  const fs::path cfg = config(j);
+  expect_bad_input(sample(cfg), {cfg.string(), "/schedule/name", "unknown schedule 'karras'", "polynomial",
+                                 "logsnr", "time_uniform", "custom"});
+}
+
+TEST_F(CliBadInput, StepsZero) {
+  const fs::path cfg = config(gauss_config());
+  expect_bad_input(sample(cfg, "--set solver.steps=0"), {cfg.string(), "/solver/steps", ">= 1"});
+}
+
+TEST_F(CliBadInput, UnreachableNfe) {
+  json j = gauss_config();
+  j["solver"] = {{"name", "heun"}, {"afs", false}, {"nfe", 5}};
+  const fs::path cfg = config(j);
+  // heun takes 2 evaluations per step: 4 (2 steps) or 6 (3 steps).
+  expect_bad_input(sample(cfg), {cfg.string(), "/solver/nfe", "heun", "5", "nearest reachable", "4 (2 steps)",
+                                 "6 (3 steps)"});
+}
+
+TEST_F(CliBadInput, SigmaMinNotBelowSigmaMax) {
+  const fs::path cfg = config(gauss_config());
+  expect_bad_input(sample(cfg, "--set model.sigma_min=100"), {cfg.string(), "/model/sigma_min", "sigma_max"});
+}
+
+TEST_F(CliBadInput, MissingModelFile) {
+  const fs::path model = tmp.path / "missing.pt";
+  expect_bad_input(sample(config(gauss_config(model))), {model.string(), "does not exist"});
+}
+
+TEST_F(CliBadInput, NotAModel) {
+  expect_bad_input(sample(config(gauss_config(data_path("not_a_model.pt")))),
+                   {data_path("not_a_model.pt").string(), "not a loadable TorchScript archive"});
+}
+
+TEST_F(CliBadInput, NoForwardXT) {
+  expect_bad_input(sample(config(gauss_config(data_path("no_forward.pt")))),
+                   {data_path("no_forward.pt").string(), "forward", "forward(x, t)"});
+}
+
+TEST_F(CliBadInput, WrongOutputShape) {
+  expect_bad_input(sample(config(gauss_config(data_path("wrong_shape.pt")))),
+                   {data_path("wrong_shape.pt").string(), "returned shape [2, 1, 8, 8]", "[2, 3, 8, 8]"});
+}
+
+TEST_F(CliBadInput, WrongOutputDtype) {
+  expect_bad_input(sample(config(gauss_config(data_path("wrong_dtype.pt")))),
+                   {data_path("wrong_dtype.pt").string(), "dtype", "Long", "floating-point"});
+}
+
+TEST_F(CliBadInput, NanOutputNamesTheStepAndSigma) {
+  json j = gauss_config(data_path("nan_model.pt"));
+  j["solver"] = {{"name", "euler"}, {"steps", 10}};
+  j["output"] = {{"png", true}};
+  const fs::path cfg = config(j);
+  // Euler evaluates at sigma_0..sigma_9; the model returns NaN once sigma < 1.
+  const auto process = diffode::Process::from_json(json{{"type", "edm"}}, "test");
+  const diffode::Grid grid = diffode::make_grid(diffode::ScheduleSpec{}, 10, {0.002, 80.0, process});
+  size_t i = 0;
+  while (grid[i] >= 1) ++i;
+  std::ostringstream sigma;
+  sigma << "sigma " << grid[i];
+  const CliResult r = sample(cfg);
+  expect_bad_input(r, {data_path("nan_model.pt").string(), "NaN",
+                       "step " + std::to_string(i + 1) + " of 10", sigma.str()});
+}
+
+TEST_F(CliBadInput, ModelWithoutMetadataSaysWhatToSet) {
+  expect_bad_input(sample(config(gauss_config(data_path("no_meta.pt")))),
+                   {data_path("no_meta.pt").string(), "model.prediction"});
+}
+
+TEST_F(CliBadInput, ModelWithoutMetadataAndOnlySomeOverridesSaysWhatIsStillMissing) {
+  expect_bad_input(sample(config(gauss_config(data_path("no_meta.pt"))), "--set model.prediction=x0"),
+                   {data_path("no_meta.pt").string(), "model.process"});
+}
+
+TEST_F(CliBadInput, BadOverrideValueNamesTheConfigKey) {
+  const fs::path cfg = config(gauss_config());
+  expect_bad_input(sample(cfg, "--set model.prediction=epsilon"), {cfg.string(), "/model/prediction", "epsilon", "eps"});
+}
+
+TEST_F(CliBadInput, BadMetadataJson) {
+  expect_bad_input(sample(config(gauss_config(data_path("bad_meta.pt")))),
+                   {data_path("bad_meta.pt").string(), "diffode.json", "malformed JSON"});
+}
+
+TEST_F(CliBadInput, OutputDirUnderARegularFile) {
+  const fs::path file = tmp.path / "file.txt";
+  std::ofstream(file) << "a file";
+  const fs::path cfg = config(gauss_config());
+  const CliResult r = run_cli("sample -c " + q(cfg) + " -o " + q(file / "sub"), tmp.path);
+  EXPECT_EQ(r.code, 2) << r.output;
+  expect_clean_error(r);
+  EXPECT_TRUE(Contains(r.output, (file / "sub").string()));
+  EXPECT_EQ(read_file(file), "a file");
+  EXPECT_EQ(files_under(tmp.path), (std::vector<std::string>{"cfg.json", "file.txt"}));
+}
+
+}  // namespace

@@ -281,7 +281,7 @@ Tensor ModelDenoiser::denoise(const Tensor& x, double sigma) {
   const auto opts = x.options().dtype(model_.dtype());
   const at::Tensor o = model_.forward(x_t.to(opts), at::full({x.size(0)}, t, opts)).to(state_dtype_);
   sigmas_.push_back(sigma);
-  finite_.push_back(o.isfinite().all());
+  finite_.push_back(o.sum(at::kDouble));  // NaN or Inf anywhere makes the (never overflowing) sum non-finite
   return model_.x0_from_output(o, x_t, t);
 }
 
@@ -291,9 +291,9 @@ void ModelDenoiser::reset() {
 }
 
 void ModelDenoiser::check_finite(const Grid& grid) const {
-  if (finite_.empty() || at::stack(finite_).all().item<bool>()) return;
+  if (finite_.empty() || at::stack(finite_).isfinite().all().item<bool>()) return;
   for (size_t k = 0; k < finite_.size(); ++k) {
-    if (finite_[k].item<bool>()) continue;
+    if (std::isfinite(finite_[k].item<double>())) continue;
     const double s = sigmas_[k];
     size_t step = 0;
     while (step + 2 < grid.size() && grid[step + 1] >= s) ++step;

@@ -109,13 +109,15 @@ StepPlan plan_steps(const SolverInfo& solver, const ScheduleSpec& schedule, cons
 }
 
 Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<int64_t>& shape) {
-  std::vector<Tensor> rows;
-  rows.reserve(static_cast<size_t>(count));
-  for (int64_t k = first; k < first + count; ++k) {
-    at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed + k));
-    rows.push_back(at::randn(shape, gen, at::kFloat));
+  std::vector<int64_t> full = {count};
+  full.insert(full.end(), shape.begin(), shape.end());
+  Tensor out = at::empty(full, at::kFloat);
+  at::Generator gen = at::detail::createCPUGenerator();
+  for (int64_t k = 0; k < count; ++k) {
+    gen.set_current_seed(static_cast<uint64_t>(seed + first + k));  // = torch.manual_seed(seed + k)
+    out[k].normal_(0.0, 1.0, gen);  // = torch.randn(shape): row k is contiguous, of that shape
   }
-  return at::stack(rows);
+  return out;
 }
 
 int set_threads(int n) {

@@ -90,7 +90,7 @@ class ModelDenoiser final : public Denoiser {
   const Model& model_;
   c10::ScalarType state_dtype_;
   std::vector<double> sigmas_;
-  std::vector<at::Tensor> finite_;
+  std::vector<at::Tensor> finite_;  // per evaluation: the output's sum in float64
 };
 
 }  // namespace diffode

@@ -23,7 +23,7 @@ import json
 import math
 import os
 import time
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -99,13 +99,15 @@ class GaussianMixture(torch.nn.Module):
     quantized: bool
     use_conv: bool
     row_block: int
+    num_classes: int
     beta_min: float
     beta_max: float
     scale: float
     offset: float
 
     def __init__(self, means: Tensor, stds: Tensor, weights: Tensor, sample_shape: List[int],
-                 process: str, prediction: str, scale: float = 1.0, offset: float = 0.0):
+                 process: str, prediction: str, scale: float = 1.0, offset: float = 0.0,
+                 component_class: Optional[Tensor] = None):
         super().__init__()
         assert process in PROCESSES and prediction in PREDICTIONS
         assert means.dim() == 2 and means.shape[1] == int(np.prod(sample_shape))
@@ -126,6 +128,11 @@ class GaussianMixture(torch.nn.Module):
         self._mu_cache = empty
         self._mut_cache = empty
         self._musq_cache = empty
+        # Class-conditional mixtures: class c is the mixture of the components with
+        # component_class == c; y = num_classes (the null class) is the whole mixture.
+        classes = component_class if component_class is not None else torch.empty(0, dtype=torch.int64)
+        self.register_buffer("component_class", classes.to(torch.int64))
+        self.num_classes = int(classes.max().item()) + 1 if classes.numel() > 0 else 0
 
     def _float_means(self, like: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """mu [K, D], mu^T [D, K] and ||mu_k||^2 [K] in like's dtype/device (cached)."""
@@ -152,7 +159,7 @@ class GaussianMixture(torch.nn.Module):
             return out.reshape(rows + pad, w.shape[0])[:rows]
         return a @ w.t()
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, y: Optional[Tensor] = None) -> Tensor:
         batch = x.shape[0]
         xf = x.reshape(batch, -1)
         alpha, sigma, dalpha, dsigma = process_coefficients(
@@ -166,6 +173,9 @@ class GaussianMixture(torch.nn.Module):
         dist = ((xf * xf).sum(1, keepdim=True) - 2.0 * a * xmu + a * a * musq[None, :]).clamp_min(0.0)
         log_norm = 0.5 * xf.shape[1] * torch.log(var)                  # (D/2) log v_k
         logit = self.log_weights.to(x.dtype)[None, :] - dist / (2.0 * var) - log_norm
+        if y is not None and self.num_classes > 0:  # keep the class's components (all for the null class)
+            keep = (self.component_class[None, :] == y[:, None]) | (y[:, None] == self.num_classes)
+            logit = logit.masked_fill(~keep, float("-inf"))
         g = torch.softmax(logit, dim=1) / var                          # gamma_k / v_k, [B, K]
         gmu = self._times_transposed(g, mut)                           # sum_k gamma_k mu_k / v_k
         # x0hat = sum_k gamma_k (sigma^2 mu_k + s_k^2 alpha x_t) / v_k
@@ -290,10 +300,14 @@ def check_forward(path: str, meta: dict) -> None:
     for dtype in (torch.float32, torch.float64):
         x = torch.randn([4] + meta["sample_shape"], generator=gen).to(dtype)
         for tv in ts:
-            with torch.no_grad():
-                out = model(x, torch.full([4], tv, dtype=dtype))
-            assert out.shape == x.shape and out.dtype == dtype, (path, out.shape, out.dtype)
-            assert torch.isfinite(out).all(), f"{path}: non-finite output at t={tv} {dtype}"
+            ys = [None]
+            if meta.get("num_classes", 0) > 0:  # each class and the null class
+                ys += [torch.arange(4) % (meta["num_classes"] + 1)]
+            for y in ys:
+                with torch.no_grad():
+                    out = model(x, torch.full([4], tv, dtype=dtype), y)
+                assert out.shape == x.shape and out.dtype == dtype, (path, out.shape, out.dtype)
+                assert torch.isfinite(out).all(), f"{path}: non-finite output at t={tv} {dtype}"
 
 
 def sigma_tilde_to_t(process: str, st: float) -> float:
@@ -432,6 +446,19 @@ def build_gmm2d(out_dir: str, summary: list) -> None:
                 meta, summary)
 
 
+def build_gmm2d_cond(out_dir: str, summary: list) -> None:
+    means, stds, weights = gmm2d_components()
+    classes = torch.arange(means.shape[0])
+    desc = ("gmm2d.pt made class-conditional: class c (0-7) is component c alone (0-6 the ring, "
+            "counter-clockwise from the top; 7 the centre), y = 8 (the null class) the whole mixture. "
+            "Exact flow/velocity output for forward(x, t, y), made by scripts/make_models.py.")
+    meta = make_meta("flow", "velocity", [2], [-3.0, 3.0], desc, num_classes=int(classes.numel()),
+                     null_class=True)
+    write_model(out_dir, "gmm2d_cond.pt",
+                GaussianMixture(means, stds, weights, [2], "flow", "velocity", component_class=classes),
+                meta, summary)
+
+
 def build_fmnist_exact(out_dir: str, summary: list) -> float:
     images, _ = fmnist_subset()
     k = len(images)
@@ -550,6 +577,7 @@ def main() -> None:
     summary: list = []
     build_gauss(args.out, summary)
     build_gmm2d(args.out, summary)
+    build_gmm2d_cond(args.out, summary)
     fmnist_ms = build_fmnist_exact(args.out, summary)
     check_gauss_metadata(os.path.join(args.out, "gauss.pt"))
     worst = check_gauss_equivalence(args.out)

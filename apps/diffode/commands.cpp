@@ -6,10 +6,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "diffode/config.hpp"
+#include "diffode/io.hpp"
 #include "diffode/model.hpp"
+#include "diffode/quality.hpp"
 #include "diffode/sampler.hpp"
 #include "diffode/schedule.hpp"
 #include "diffode/solver.hpp"
@@ -94,7 +97,7 @@ int cmd_info(const fs::path& path) {
   const Model model = Model::load({path});
   const ModelMeta& m = model.meta();
   const Process& p = m.process;
-  std::cout << "contract     ok: forward(x, t) probed on a batch of 2\n"
+  std::cout << "contract     ok: forward(x, t" << (m.num_classes > 0 ? ", y" : "") << ") probed on a batch of 2\n"
             << "prediction   " << m.prediction << "\n"
             << "process      " << p.to_json().dump() << "\n"
             << "sample_shape " << nlohmann::json(m.sample_shape).dump() << "\n"
@@ -103,6 +106,30 @@ int cmd_info(const fs::path& path) {
             << num(p.time_of(m.sigma_min)) << ", " << num(p.time_of(m.sigma_max)) << "])\n"
             << "num_classes  " << m.num_classes << "\n";
   if (!m.description.empty()) std::cout << "description  " << m.description << "\n";
+  return 0;
+}
+
+int cmd_eval(const EvalArgs& args) {
+  set_threads(0);
+  const SampleSet set = load_samples(args.samples);
+  const ReferenceStats ref = load_reference_stats(args.stats);
+  const FeatureModel model = FeatureModel::load(args.features, set.sample_shape());
+  check_feature_dims(model, ref, args.stats.string());
+  const QualityMeter meter = measure_quality(model, set, args.batch_size);
+  const double fd = frechet_distance(meter.stats(), ref.stats);
+  std::printf("samples            %lld\nfrechet_distance   %.6f\n", static_cast<long long>(meter.count()), fd);
+  if (const auto agreement = meter.class_agreement()) std::printf("class_agreement    %.4f\n", *agreement);
+  return 0;
+}
+
+int cmd_stats(const EvalArgs& args) {
+  set_threads(0);
+  const SampleSet set = load_samples(args.samples);
+  const FeatureModel model = FeatureModel::load(args.features, set.sample_shape());
+  const QualityMeter meter = measure_quality(model, set, args.batch_size);
+  save_reference_stats(args.stats, meter.stats(), model.sha256());
+  std::printf("%s: statistics of %lld feature vectors (dim %lld)\n", args.stats.string().c_str(),
+              static_cast<long long>(meter.count()), static_cast<long long>(model.feature_dim()));
   return 0;
 }
 

@@ -15,6 +15,15 @@ struct SampleArgs {
 
 int cmd_sample(const SampleArgs& args);
 int cmd_info(const std::filesystem::path& model);
+
+struct EvalArgs {
+  std::filesystem::path samples;   // a run directory (samples.npy + manifest.json) or an .npy file
+  std::filesystem::path features;  // feature model
+  std::filesystem::path stats;     // reference statistics (eval) or the file to write (stats)
+  int64_t batch_size = 250;
+};
+int cmd_eval(const EvalArgs& args);
+int cmd_stats(const EvalArgs& args);
 int cmd_solvers();
 int cmd_schedules();
 

@@ -34,6 +34,20 @@ int main(int argc, char** argv) {
   auto* info_cmd = app.add_subcommand("info", "Check a TorchScript model against the contract and describe it");
   info_cmd->add_option("model", model_path, "Model file (.pt)")->required();
 
+  diffode::cli::EvalArgs eval;
+  auto* eval_cmd = app.add_subcommand("eval", "Fréchet distance (and class agreement) of samples to reference statistics");
+  eval_cmd->add_option("samples", eval.samples, "Run directory (samples.npy, manifest.json) or an .npy file")->required();
+  eval_cmd->add_option("--features", eval.features, "Feature model with features(x) (and forward(x) logits)")->required();
+  eval_cmd->add_option("--stats", eval.stats, "Reference statistics (JSON)")->required();
+  eval_cmd->add_option("--batch-size", eval.batch_size, "Feature batch size")->check(CLI::PositiveNumber);
+
+  diffode::cli::EvalArgs stats;
+  auto* stats_cmd = app.add_subcommand("stats", "Write reference feature statistics of an .npy array or a run");
+  stats_cmd->add_option("samples", stats.samples, "Run directory or an .npy file [N, *sample_shape]")->required();
+  stats_cmd->add_option("--features", stats.features, "Feature model with features(x)")->required();
+  stats_cmd->add_option("-o,--out", stats.stats, "Statistics file to write (JSON)")->required();
+  stats_cmd->add_option("--batch-size", stats.batch_size, "Feature batch size")->check(CLI::PositiveNumber);
+
   auto* solvers_cmd = app.add_subcommand("solvers", "List the solvers and their NFE rules");
   auto* schedules_cmd = app.add_subcommand("schedules", "List the sigma schedules");
 
@@ -61,6 +75,8 @@ int main(int argc, char** argv) {
       return diffode::cli::cmd_sample(sample);
     }
     if (*info_cmd) return diffode::cli::cmd_info(model_path);
+    if (*eval_cmd) return diffode::cli::cmd_eval(eval);
+    if (*stats_cmd) return diffode::cli::cmd_stats(stats);
     if (*solvers_cmd) return diffode::cli::cmd_solvers();
     if (*schedules_cmd) return diffode::cli::cmd_schedules();
   } catch (const diffode::InputError& e) {

@@ -17,7 +17,7 @@ namespace {
 
 // ---- a small schema: what keys exist, their JSON types and defaults ----
 
-enum class Kind { Bool, Int, Number, NumberOrInf, String, Path, NumberList, IntList, Object };
+enum class Kind { Bool, Int, Number, NumberOrInf, String, Path, NumberList, IntList, IntListOrString, Object };
 
 struct Field {
   std::string key;
@@ -37,6 +37,7 @@ const char* kind_text(Kind k) {
     case Kind::Path: return "a path (string)";
     case Kind::NumberList: return "a list of numbers";
     case Kind::IntList: return "a list of integers";
+    case Kind::IntListOrString: return "a list of integers or a string";
     case Kind::Object: return "an object";
   }
   return "?";
@@ -51,6 +52,7 @@ bool has_kind(const json& v, Kind k) {
     case Kind::String:
     case Kind::Path: return v.is_string();
     case Kind::Object: return v.is_object();
+    case Kind::IntListOrString: return v.is_string() || has_kind(v, Kind::IntList);
     case Kind::NumberList:
     case Kind::IntList:
       if (!v.is_array()) return false;
@@ -78,6 +80,7 @@ const std::vector<Field>& metadata_fields() {
       {"sigma_min", Kind::Number},
       {"sigma_max", Kind::NumberOrInf},
       {"num_classes", Kind::Int},
+      {"null_class", Kind::Bool},
       {"description", Kind::String},
   };
   return f;
@@ -105,7 +108,13 @@ const std::vector<Field>& config_schema() {
           {"sigmas", Kind::NumberList},
           {"denoise_to_zero", Kind::Bool, false}}},
         {"sampling", Kind::Object, json::object(),
-         {{"num_samples", Kind::Int, 64}, {"batch_size", Kind::Int, 64}, {"seed", Kind::Int, 0}}},
+         {{"num_samples", Kind::Int, 64},
+          {"batch_size", Kind::Int, 64},
+          {"seed", Kind::Int, 0},
+          {"labels", Kind::IntListOrString},
+          {"guidance", Kind::Number, 1.0}}},
+        {"eval", Kind::Object, nullptr,
+         {{"features", Kind::Path, nullptr, {}, true}, {"stats", Kind::Path, nullptr, {}, true}}},
         {"output", Kind::Object, json::object(),
          {{"dir", Kind::Path},
           {"grid_cols", Kind::Int, 8},
@@ -370,6 +379,26 @@ Config parse_config(json j, const std::string& source, const fs::path& base_dir,
   if (c.sampling.num_samples < 1) fail("/sampling/num_samples", "must be >= 1, got " + sa["num_samples"].dump());
   if (c.sampling.batch_size < 1) fail("/sampling/batch_size", "must be >= 1, got " + sa["batch_size"].dump());
   if (c.sampling.seed < 0) fail("/sampling/seed", "must be >= 0, got " + sa["seed"].dump());
+  if (sa.contains("labels")) {
+    const json& l = sa["labels"];
+    if (l.is_string()) {
+      c.sampling.labels = l.get<std::string>();
+      if (c.sampling.labels != "cycle" && c.sampling.labels != "random")
+        fail("/sampling/labels", "expected a list of class indices, \"cycle\" or \"random\", got \"" +
+                                     c.sampling.labels + "\"");
+    } else {
+      c.sampling.labels = "list";
+      c.sampling.label_list = l.get<std::vector<int64_t>>();
+      if (static_cast<int64_t>(c.sampling.label_list.size()) != c.sampling.num_samples)
+        fail("/sampling/labels", "lists " + std::to_string(c.sampling.label_list.size()) + " labels for " +
+                                     std::to_string(c.sampling.num_samples) + " samples (one per sample)");
+    }
+  }
+  c.sampling.guidance = sa["guidance"].get<double>();
+
+  // eval
+  if (j.contains("eval"))
+    c.eval = EvalConfig{j["eval"]["features"].get<std::string>(), j["eval"]["stats"].get<std::string>()};
 
   // output
   const json& o = j["output"];

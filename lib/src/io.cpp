@@ -257,4 +257,33 @@ std::string npy_header(const std::vector<int64_t>& shape) {
   return h + dict;
 }
 
+NpyArray read_npy(const fs::path& path) {
+  const std::string where = "array " + path.string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(where + ": " + (fs::exists(path) ? "cannot be read" : "does not exist"));
+  char pre[10];
+  if (!in.read(pre, 10) || std::string(pre, 6) != "\x93NUMPY" || pre[6] != 1)
+    throw InputError(where + ": not a version 1 .npy file");
+  const size_t len = static_cast<uint8_t>(pre[8]) | static_cast<size_t>(static_cast<uint8_t>(pre[9])) << 8;
+  std::string header(len, '\0');
+  if (!in.read(header.data(), static_cast<std::streamsize>(len))) throw InputError(where + ": truncated header");
+  if (header.find("'descr': '<f4'") == std::string::npos || header.find("'fortran_order': False") == std::string::npos)
+    throw InputError(where + ": expected float32 ('<f4') in C order, header " + header);
+  const auto open = header.find("'shape': (");
+  const auto close = header.find(')', open);
+  if (open == std::string::npos || close == std::string::npos) throw InputError(where + ": header has no shape");
+  NpyArray a;
+  std::stringstream dims(header.substr(open + 10, close - open - 10));
+  size_t total = 1;
+  for (std::string d; std::getline(dims, d, ',');) {
+    if (d.find_first_not_of(' ') == std::string::npos) continue;
+    a.shape.push_back(std::stoll(d));
+    total *= static_cast<size_t>(a.shape.back());
+  }
+  a.data.resize(total);
+  if (!in.read(reinterpret_cast<char*>(a.data.data()), static_cast<std::streamsize>(total * sizeof(float))))
+    throw InputError(where + ": holds fewer values than its shape " + header.substr(open, close - open + 1) + " says");
+  return a;
+}
+
 }  // namespace diffode

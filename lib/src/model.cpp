@@ -144,6 +144,9 @@ ModelMeta resolve_meta(const json& archive, const json& overrides, const std::st
                      "(sigma_max = inf): set model.sigma_max to a finite value");
   m.num_classes = merged.value("num_classes", int64_t{0});
   if (m.num_classes < 0) throw InputError(origin("num_classes") + ": must be >= 0");
+  m.null_class = merged.value("null_class", false);
+  if (m.null_class && m.num_classes == 0)
+    throw InputError(origin("null_class") + ": a null class needs num_classes > 0");
   m.description = merged.value("description", std::string());
   m.json = merged;
   m.json["process"] = m.process.to_json();
@@ -151,6 +154,7 @@ ModelMeta resolve_meta(const json& archive, const json& overrides, const std::st
   m.json["sigma_min"] = m.sigma_min;
   m.json["sigma_max"] = std::isinf(m.sigma_max) ? json("inf") : json(m.sigma_max);
   m.json["num_classes"] = m.num_classes;
+  m.json["null_class"] = m.null_class;
   return m;
 }
 
@@ -220,9 +224,14 @@ Model Model::load(const ModelOptions& opt) {
   auto fwd = impl->module.find_method("forward");
   if (!fwd) throw InputError("model " + file + ": has no forward method");
   const auto& args = fwd->function().getSchema().arguments();  // self, x, t[, y]
-  if (args.size() < 3)
+  const bool conditional = impl->meta.num_classes > 0;
+  if (args.size() < 3 || (conditional && args.size() < 4))
     throw InputError("model " + file + ": forward takes " + std::to_string(args.size() - 1) +
-                     " argument(s), but the contract is forward(x, t)");
+                     " argument(s), but the contract is " + (conditional ? "forward(x, t, y) for a model with num_classes > 0"
+                                                                        : "forward(x, t)"));
+  if (!conditional && args.size() > 3 && !args[3].default_value())
+    throw InputError("model " + file + ": forward needs a third argument '" + args[3].name() +
+                     "' (class labels?): set num_classes (model.num_classes) for a class-conditional model");
   std::vector<int64_t> shape = {2};
   shape.insert(shape.end(), impl->meta.sample_shape.begin(), impl->meta.sample_shape.end());
   const auto opts = at::TensorOptions().dtype(impl->dtype).device(impl->device);
@@ -231,12 +240,17 @@ Model Model::load(const ModelOptions& opt) {
   c10::IValue out;
   try {
     c10::InferenceMode guard;
-    out = impl->module.forward({at::randn(shape, opts), at::full({2}, t_mid, opts)});
+    std::vector<c10::IValue> inputs = {at::randn(shape, opts), at::full({2}, t_mid, opts)};
+    if (conditional)  // class 0 and, where there is one, the null class
+      inputs.emplace_back(at::tensor({int64_t{0}, impl->meta.null_class ? impl->meta.num_classes : int64_t{0}},
+                                     at::TensorOptions().dtype(at::kLong).device(impl->device)));
+    out = impl->module.forward(inputs);
   } catch (const std::exception& e) {
     std::string what = e.what();
     if (auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
-    throw InputError("model " + file + ": forward(x, t) failed on a probe batch x of shape " + shape_text(shape) +
-                     " (2 x sample_shape), t of shape [2]: " + first_line(what));
+    throw InputError("model " + file + ": forward(x, t" + (conditional ? ", y" : "") +
+                     ") failed on a probe batch x of shape " + shape_text(shape) + " (2 x sample_shape), t of shape [2]" +
+                     (conditional ? ", y of shape [2]" : "") + ": " + first_line(what));
   }
   if (!out.isTensor())
     throw InputError("model " + file + ": forward(x, t) must return a Tensor, got " + out.tagKind());
@@ -261,7 +275,8 @@ c10::Device Model::device() const { return impl_->device; }
 
 std::vector<std::string> Model::methods() const { return method_names(impl_->module); }
 
-at::Tensor Model::forward(const at::Tensor& x_t, const at::Tensor& t) const {
+at::Tensor Model::forward(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y) const {
+  if (y.defined()) return impl_->module.forward({x_t, t, y}).toTensor();
   return impl_->module.forward({x_t, t}).toTensor();
 }
 
@@ -273,16 +288,36 @@ at::Tensor Model::x0_from_output(const at::Tensor& o, const at::Tensor& x_t, dou
 ModelDenoiser::ModelDenoiser(const Model& model, c10::ScalarType state_dtype)
     : model_(model), state_dtype_(state_dtype) {}
 
+void ModelDenoiser::set_condition(const at::Tensor& labels, double guidance) {
+  labels_ = labels;
+  guidance_ = guidance;
+}
+
 Tensor ModelDenoiser::denoise(const Tensor& x, double sigma) {
-  const Process& p = model_.meta().process;
+  const ModelMeta& meta = model_.meta();
+  const Process& p = meta.process;
   const double t = p.time_of(sigma);
+  const int64_t b = x.size(0);
   // Model space: x_t = α x̃; at σ̃ = inf (α = 0) the argument is ε and x_t = σ ε.
   const at::Tensor x_t = x * (std::isinf(sigma) ? p.sigma(t) : p.alpha(t));
   const auto opts = x.options().dtype(model_.dtype());
-  const at::Tensor o = model_.forward(x_t.to(opts), at::full({x.size(0)}, t, opts)).to(state_dtype_);
+  at::Tensor y;
+  if (meta.num_classes > 0)
+    y = labels_.defined() ? labels_ : at::full({b}, meta.num_classes, x.options().dtype(at::kLong));
+  const bool guided = guidance_ != 1.0;
+  at::Tensor o;
+  if (guided) {  // class and null rows in one call
+    const at::Tensor y2 = at::cat({y, at::full({b}, meta.num_classes, y.options())});
+    o = model_.forward(at::cat({x_t, x_t}).to(opts), at::full({2 * b}, t, opts), y2).to(state_dtype_);
+  } else {
+    o = model_.forward(x_t.to(opts), at::full({b}, t, opts), y).to(state_dtype_);
+  }
   sigmas_.push_back(sigma);
   finite_.push_back(o.sum(at::kDouble));  // NaN or Inf anywhere makes the (never overflowing) sum non-finite
-  return model_.x0_from_output(o, x_t, t);
+  if (!guided) return model_.x0_from_output(o, x_t, t);
+  const at::Tensor d_class = model_.x0_from_output(o.slice(0, 0, b), x_t, t);
+  const at::Tensor d_null = model_.x0_from_output(o.slice(0, b, 2 * b), x_t, t);
+  return d_null.add_(d_class - d_null, guidance_);
 }
 
 void ModelDenoiser::reset() {

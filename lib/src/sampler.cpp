@@ -13,6 +13,7 @@
 #include "diffode/error.hpp"
 #include "diffode/io.hpp"
 #include "diffode/model.hpp"
+#include "diffode/quality.hpp"
 #include "diffode/version.hpp"
 
 namespace diffode {
@@ -116,6 +117,23 @@ Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<
   for (int64_t k = 0; k < count; ++k) {
     gen.set_current_seed(static_cast<uint64_t>(seed + first + k));  // = torch.manual_seed(seed + k)
     out[k].normal_(0.0, 1.0, gen);  // = torch.randn(shape): row k is contiguous, of that shape
+  }
+  return out;
+}
+
+std::vector<int64_t> sample_labels(const SamplingConfig& s, int64_t num_classes, const std::vector<int64_t>& shape,
+                                   int64_t first, int64_t count) {
+  std::vector<int64_t> out;
+  for (int64_t k = first; k < first + count; ++k) {
+    if (s.labels == "list") {
+      out.push_back(s.label_list[static_cast<size_t>(k)]);
+    } else if (s.labels == "cycle") {
+      out.push_back(k % num_classes);
+    } else if (s.labels == "random") {
+      at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(s.seed + k));
+      at::randn(shape, gen, at::kFloat);  // the sample's noise comes first in its stream
+      out.push_back(at::randint(num_classes, {1}, gen).item<int64_t>());
+    }
   }
   return out;
 }
@@ -265,7 +283,38 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
   if (cfg.schedule.denoise_to_zero && plan.grid.back() == 0)
     throw InputError(cfg.source + ": /schedule/denoise_to_zero: the grid already ends at sigma 0");
   const SolverOptions opt{plan.afs, cfg.solver.max_order};
+  const SamplingConfig& sc = cfg.sampling;
+  if (!sc.labels.empty() && meta.num_classes == 0)
+    throw InputError(cfg.source + ": /sampling/labels: model " + model.path().string() +
+                     " is not class-conditional (num_classes 0)");
+  for (size_t i = 0; i < sc.label_list.size(); ++i) {
+    const int64_t y = sc.label_list[i];
+    if (y < 0 || y > meta.num_classes || (y == meta.num_classes && !meta.null_class))
+      throw InputError(cfg.source + ": /sampling/labels/" + std::to_string(i) + ": label " + std::to_string(y) +
+                       " is outside [0, " + std::to_string(meta.num_classes - 1) + "]" +
+                       (meta.null_class ? " (or " + std::to_string(meta.num_classes) + ", the null class)" : ""));
+  }
+  if (sc.guidance != 1.0) {
+    if (!meta.null_class)
+      throw InputError(cfg.source + ": /sampling/guidance: model " + model.path().string() +
+                       " has no null class (metadata null_class), so it cannot be guided; use guidance 1");
+    if (sc.labels.empty())
+      throw InputError(cfg.source + ": /sampling/guidance: guidance needs class labels (sampling.labels)");
+  }
   const auto state_dtype = cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
+
+  std::optional<FeatureModel> feature_model;
+  std::optional<ReferenceStats> reference;
+  if (cfg.eval) {
+    feature_model = FeatureModel::load(cfg.eval->features, meta.sample_shape, cfg.model.device);
+    reference = load_reference_stats(cfg.eval->stats);
+    check_feature_dims(*feature_model, *reference, cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
+    if (!reference->feature_model_sha256.empty() && reference->feature_model_sha256 != feature_model->sha256())
+      spdlog::warn("statistics {} were made with another feature model (sha256 {}, not {})", cfg.eval->stats.string(),
+                   reference->feature_model_sha256.substr(0, 12), feature_model->sha256().substr(0, 12));
+  }
+  std::optional<QualityMeter> meter;
+  if (feature_model) meter.emplace(*feature_model);
 
   // What determines the outputs: written into manifest.json and grid.png.
   json grid_json = json::array();
@@ -280,6 +329,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
       {"schedule",
        {{"name", cfg.schedule.spec.name}, {"sigmas", grid_json}, {"denoise_to_zero", cfg.schedule.denoise_to_zero}}},
       {"nfe", plan.nfe},
+      {"network_passes_per_sample", plan.nfe * (sc.guidance != 1.0 ? 2 : 1)},
   };
   if (cfg.schedule.spec.rho) run["schedule"]["rho"] = *cfg.schedule.spec.rho;
 
@@ -307,6 +357,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
   if (cfg.output.png) created.create(out_dir / "samples");
 
   ModelDenoiser den(model, state_dtype);
+  std::vector<int64_t> labels;
   std::vector<Image> tiles;
   std::vector<float> points;
   std::vector<std::string> files;
@@ -318,12 +369,17 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
     const Tensor eps = make_noise(cfg.sampling.seed, first, count, meta.sample_shape)
                            .to(at::TensorOptions().dtype(state_dtype).device(model.device()));
     den.reset();
+    const std::vector<int64_t> batch_labels = sample_labels(sc, meta.num_classes, meta.sample_shape, first, count);
+    labels.insert(labels.end(), batch_labels.begin(), batch_labels.end());
+    den.set_condition(batch_labels.empty() ? Tensor() : at::tensor(batch_labels, at::kLong).to(model.device()),
+                      sc.guidance);
     const Tensor x = integrate(solver, den, eps, plan.grid, opt, cfg.schedule.denoise_to_zero, [&](int) {
       ++steps_done;
       if (progress) progress(steps_done, steps_total, first);
     });
     den.check_finite(plan.grid);
     const Tensor out = x.to(at::TensorOptions().dtype(at::kFloat).device(at::kCPU)).contiguous();
+    if (meter) meter->add(out, batch_labels, meta.num_classes);
     if (npy) npy->write(out.data_ptr<float>(), static_cast<size_t>(out.numel()) * sizeof(float));
     for (int64_t k = 0; k < count; ++k) {
       const int64_t seed = cfg.sampling.seed + first + k;
@@ -362,10 +418,24 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
     spdlog::info("sample shape {} is neither an image nor a 2-D point: no grid.png", json(meta.sample_shape).dump());
   }
 
+  json quality = nullptr;
+  if (meter) {
+    const double fd = frechet_distance(meter->stats(), reference->stats);
+    const auto agreement = meter->class_agreement();
+    quality = {{"frechet_distance", fd},
+               {"class_agreement", agreement ? json(*agreement) : json(nullptr)},
+               {"samples", meter->count()},
+               {"feature_model", {{"path", cfg.eval->features.string()}, {"sha256", feature_model->sha256()}}},
+               {"reference_stats", cfg.eval->stats.string()}};
+    spdlog::info("Fréchet distance {:.4f} over {} samples{}", fd, meter->count(),
+                 agreement ? fmt::format(", class agreement {:.1f}%", 100 * *agreement) : "");
+  }
   json manifest = {
       {"run", run},
       {"seeds", {{"first", cfg.sampling.seed}, {"count", n}, {"rule", "sample k uses seed first + k"}}},
+      {"labels", labels},
       {"files", files},
+      {"quality", quality},
       {"timings",
        {{"load_s", load_s},
         {"sample_s", sample_s},

@@ -38,6 +38,18 @@ struct SamplingConfig {
   int64_t num_samples = 64;
   int64_t batch_size = 64;
   int64_t seed = 0;
+  // Class labels: "" (none: the null class of a conditional model), "list" (label_list,
+  // one per sample), "cycle" (sample k gets k mod num_classes) or "random" (drawn from
+  // sample k's generator right after its noise).
+  std::string labels;
+  std::vector<int64_t> label_list;
+  double guidance = 1.0;  // classifier-free guidance w: D = D_null + w (D_class - D_null); 1 = none
+};
+
+// Quality measures computed on the samples (FD and class agreement, quality.hpp).
+struct EvalConfig {
+  std::filesystem::path features;  // a feature model with features(x)
+  std::filesystem::path stats;     // its reference statistics (JSON)
 };
 
 struct OutputConfig {
@@ -55,6 +67,7 @@ struct Config {
   SolverConfig solver;
   ScheduleConfig schedule;
   SamplingConfig sampling;
+  std::optional<EvalConfig> eval;
   OutputConfig output;
 };
 

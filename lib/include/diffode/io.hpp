@@ -48,4 +48,11 @@ std::vector<std::pair<std::string, std::string>> png_text_chunks(const std::stri
 // The header of a float32 little-endian C-order .npy array of `shape`.
 std::string npy_header(const std::vector<int64_t>& shape);
 
+// A float32 C-order .npy file (as diffode writes them). Anything else is an InputError.
+struct NpyArray {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+NpyArray read_npy(const std::filesystem::path& path);
+
 }  // namespace diffode

@@ -23,7 +23,8 @@ struct ModelMeta {
   std::vector<int64_t> sample_shape;
   double data_lo = -1, data_hi = 1;
   double sigma_min = 0, sigma_max = 0;  // sigma_max may be +inf (flow from t = 1)
-  int64_t num_classes = 0;
+  int64_t num_classes = 0;  // > 0: forward(x, t, y) with y in [0, num_classes]
+  bool null_class = false;  // y = num_classes means "no class" (classifier-free guidance)
   std::string description;
   nlohmann::json json;  // the merged metadata as written to manifests
 };
@@ -62,8 +63,9 @@ class Model {
   at::ScalarType dtype() const;
   c10::Device device() const;
 
-  // One network evaluation in model space: o = net(x_t, t), x_t in dtype() on device().
-  at::Tensor forward(const at::Tensor& x_t, const at::Tensor& t) const;
+  // One network evaluation in model space: o = net(x_t, t[, y]), x_t in dtype() on device();
+  // y (int64 [B]) is passed when defined.
+  at::Tensor forward(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y = {}) const;
   // x̂0 from the network output o at model time t (DESIGN.md §2 table), in o's dtype.
   at::Tensor x0_from_output(const at::Tensor& o, const at::Tensor& x_t, double t) const;
 
@@ -79,7 +81,15 @@ class ModelDenoiser final : public Denoiser {
   ModelDenoiser(const Model& model, c10::ScalarType state_dtype);
   Tensor denoise(const Tensor& x, double sigma) override;
 
+  // The class of each row of the next batches (int64 [B]; undefined: the null class of a
+  // conditional model) and the guidance scale w: D = D_null + w (D_class − D_null), both
+  // from one batched network call. w = 1 is plain conditional sampling.
+  void set_condition(const at::Tensor& labels, double guidance);
+
+  // Model evaluations since reset(): the NFE of each sample (a guided one counts once).
   int64_t evaluations() const { return static_cast<int64_t>(sigmas_.size()); }
+  // Network forward passes per sample since reset() (two per guided evaluation).
+  int64_t network_passes() const { return evaluations() * (guidance_ != 1.0 ? 2 : 1); }
   // Forgets the evaluations so far (call at the start of each batch).
   void reset();
   // Throws InputError naming the first evaluation (its step on `grid` and σ̃) whose output
@@ -89,6 +99,8 @@ class ModelDenoiser final : public Denoiser {
  private:
   const Model& model_;
   c10::ScalarType state_dtype_;
+  at::Tensor labels_;
+  double guidance_ = 1.0;
   std::vector<double> sigmas_;
   std::vector<at::Tensor> finite_;  // per evaluation: the output's sum in float64
 };

@@ -42,6 +42,12 @@ StepPlan plan_steps(const SolverInfo& solver, const ScheduleSpec& schedule, cons
 // own CPU generator seeded seed + k, as torch.manual_seed(seed + k); torch.randn(shape).
 Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<int64_t>& shape);
 
+// Class labels of samples first..first+count-1 under `s.labels` (DESIGN.md §6): the list,
+// k mod num_classes ("cycle"), or torch.manual_seed(seed + k); torch.randn(shape);
+// torch.randint(num_classes, (1,)) ("random"). Empty when no labels are asked for.
+std::vector<int64_t> sample_labels(const SamplingConfig& s, int64_t num_classes, const std::vector<int64_t>& shape,
+                                   int64_t first, int64_t count);
+
 // Reports progress of a run: steps done out of total, samples done.
 using ProgressFn = std::function<void(int64_t steps_done, int64_t steps_total, int64_t samples_done)>;
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "diffode/config.hpp"
@@ -124,4 +125,62 @@ TEST(Run, NonFiniteOutputStopsWithStepAndSigmaAndWritesNothing) {
     EXPECT_NE(msg.find("sigma 0.965417"), std::string::npos) << msg;
   }
   EXPECT_FALSE(fs::exists(dir.path / "out"));  // the folder it made, empty, is removed too
+}
+
+TEST(Conditioning, EachClassSamplesItsOwnComponent) {
+  // gmm2d_cond.pt: class c is one Gaussian; the ODE of a single Gaussian ends in it exactly.
+  test::TempDir dir;
+  const Config cfg = config_for("gmm2d_cond.pt", {{"solver", {{"name", "heun"}, {"steps", 30}}},
+                                                 {"sampling", {{"num_samples", 400}, {"batch_size", 400},
+                                                               {"labels", std::vector<int64_t>(400, 0)}}}});
+  const json m = run_sample(cfg, dir.path);
+  EXPECT_EQ(m["labels"].size(), 400u);
+  const NpyArray a = read_npy(dir.path / "samples.npy");
+  const Tensor x = at::tensor(a.data).view({400, 2}).to(at::kDouble);
+  // Component 0: mean (0, 2), std 0.05.
+  EXPECT_NEAR(x.select(1, 0).mean().item<double>(), 0.0, 0.02);
+  EXPECT_NEAR(x.select(1, 1).mean().item<double>(), 2.0, 0.02);
+  EXPECT_NEAR(x.std(0).mean().item<double>(), 0.05, 0.01);
+}
+
+TEST(Conditioning, GuidanceCountsOneEvaluationAndTwoPasses) {
+  test::TempDir dir;
+  const Config cfg = config_for("gmm2d_cond.pt", {{"solver", {{"name", "euler"}, {"nfe", 7}}},
+                                                 {"sampling", {{"num_samples", 16}, {"labels", "cycle"},
+                                                               {"guidance", 3.0}}}});
+  const json m = run_sample(cfg, dir.path);
+  EXPECT_EQ(m["run"]["nfe"], 7);
+  EXPECT_EQ(m["run"]["network_passes_per_sample"], 14);
+  EXPECT_EQ(m["labels"][9], 1);  // cycle: 9 mod 8
+}
+
+TEST(Conditioning, RandomLabelsComeFromTheSampleSeed) {
+  SamplingConfig s;
+  s.seed = 4;
+  s.labels = "random";
+  const auto all = sample_labels(s, 10, {2}, 0, 20);
+  for (int64_t k = 0; k < 20; ++k) {
+    EXPECT_EQ(sample_labels(s, 10, {2}, k, 1)[0], all[static_cast<size_t>(k)]);
+    EXPECT_GE(all[static_cast<size_t>(k)], 0);
+    EXPECT_LT(all[static_cast<size_t>(k)], 10);
+  }
+  EXPECT_GT(std::set<int64_t>(all.begin(), all.end()).size(), 4u);
+}
+
+TEST(Conditioning, BadLabelsAndGuidanceAreNamed) {
+  test::TempDir dir;
+  auto error_of = [&](const std::string& model, json sampling) {
+    try {
+      run_sample(config_for(model, {{"sampling", sampling}}), dir.path / "out");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(error_of("gmm2d.pt", {{"labels", "cycle"}}).find("is not class-conditional"), std::string::npos);
+  EXPECT_NE(error_of("gmm2d_cond.pt", {{"num_samples", 2}, {"labels", {3, 9}}}).find("/sampling/labels/1: label 9"),
+            std::string::npos);
+  EXPECT_NE(error_of("gmm2d_cond.pt", {{"guidance", 2.0}}).find("guidance needs class labels"), std::string::npos);
+  EXPECT_NE(error_of("gauss.pt", {{"guidance", 2.0}}).find("has no null class"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir.path / "out"));
 }

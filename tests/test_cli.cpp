@@ -539,4 +539,97 @@ TEST_F(CliBadInput, OutputDirUnderARegularFile) {
   EXPECT_EQ(files_under(tmp.path), (std::vector<std::string>{"cfg.json", "file.txt"}));
 }
 
+// ---------------------------------------------------------------- conditioning and quality (eval, stats)
+
+json fmnist_eval_config() {
+  return {{"model", {{"path", model_path("fmnist_exact.pt").string()}}},
+          {"solver", {{"name", "dpmpp2m"}, {"nfe", 8}}},
+          {"sampling", {{"num_samples", 24}, {"batch_size", 12}}},
+          {"eval", {{"features", model_path("fmnist_features.pt").string()},
+                    {"stats", model_path("fmnist_features.test_stats.json").string()}}}};
+}
+
+TEST(CliQuality, SampleWithEvalRecordsTheFrechetDistanceAndEvalAgrees) {
+  TempDir tmp;
+  const fs::path cfg = write_json(tmp.path / "c.json", fmnist_eval_config());
+  const CliResult r = run_cli("sample -c " + q(cfg) + " -o " + q(tmp.path / "run"), tmp.path);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json m = json::parse(read_file(tmp.path / "run" / "manifest.json"));
+  const double fd = m["quality"]["frechet_distance"].get<double>();
+  EXPECT_GT(fd, 0.0);
+  EXPECT_EQ(m["quality"]["samples"], 24);
+  const CliResult e = run_cli("eval " + q(tmp.path / "run") + " --features " + q(model_path("fmnist_features.pt")) +
+                              " --stats " + q(model_path("fmnist_features.test_stats.json")));
+  ASSERT_EQ(e.code, 0) << e.output;
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "frechet_distance   %.6f", fd);
+  EXPECT_TRUE(Contains(e.output, expected));
+  // stats of the run's own samples: the run is at distance 0 from them.
+  const CliResult st = run_cli("stats " + q(tmp.path / "run") + " --features " + q(model_path("fmnist_features.pt")) +
+                               " -o " + q(tmp.path / "own.json"));
+  ASSERT_EQ(st.code, 0) << st.output;
+  const CliResult self = run_cli("eval " + q(tmp.path / "run" / "samples.npy") + " --features " +
+                                 q(model_path("fmnist_features.pt")) + " --stats " + q(tmp.path / "own.json"));
+  ASSERT_EQ(self.code, 0) << self.output;
+  const auto at = self.output.find("frechet_distance");
+  ASSERT_NE(at, std::string::npos) << self.output;
+  EXPECT_LT(std::stod(self.output.substr(at + 16)), 1e-3) << self.output;
+}
+
+TEST(CliQuality, ConditionalSamplingRecordsLabels) {
+  TempDir tmp;
+  const json cfg = {{"model", {{"path", model_path("gmm2d_cond.pt").string()}}},
+                    {"sampling", {{"num_samples", 10}, {"labels", "cycle"}, {"guidance", 1.5}}}};
+  const CliResult r = run_cli("sample -c " + q(write_json(tmp.path / "c.json", cfg)) + " -o " + q(tmp.path / "run"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json m = json::parse(read_file(tmp.path / "run" / "manifest.json"));
+  EXPECT_EQ(m["labels"], json::parse("[0, 1, 2, 3, 4, 5, 6, 7, 0, 1]"));
+}
+
+TEST_F(CliBadInput, LabelOutsideTheClasses) {
+  json j = gauss_config(model_path("gmm2d_cond.pt"));
+  j["sampling"]["num_samples"] = 2;
+  j["sampling"]["labels"] = {0, 12};
+  const fs::path cfg = config(j);
+  expect_bad_input(sample(cfg), {cfg.string(), "/sampling/labels/1", "label 12"});
+}
+
+TEST_F(CliBadInput, LabelsForAnUnconditionalModel) {
+  const fs::path cfg = config(gauss_config());
+  expect_bad_input(sample(cfg, "--set sampling.labels=cycle"), {cfg.string(), "/sampling/labels", "not class-conditional"});
+}
+
+TEST_F(CliBadInput, GuidanceWithoutANullClass) {
+  const fs::path cfg = config(gauss_config());
+  expect_bad_input(sample(cfg, "--set sampling.guidance=2"), {cfg.string(), "/sampling/guidance", "no null class"});
+}
+
+TEST_F(CliBadInput, FeatureModelWithoutFeatures) {
+  json j = fmnist_eval_config();
+  j["eval"]["features"] = model_path("fmnist_exact.pt").string();
+  const fs::path cfg = config(j);
+  expect_bad_input(sample(cfg), {model_path("fmnist_exact.pt").string(), "no features(x) method"});
+}
+
+TEST_F(CliBadInput, StatisticsOfAnotherFeatureSize) {
+  const fs::path stats = write_json(tmp.path / "small.json", {{"feature_dim", 2}, {"count", 10}, {"mean", {0, 0}},
+                                                              {"cov", {{1, 0}, {0, 1}}}});
+  json j = fmnist_eval_config();
+  j["eval"]["stats"] = stats.string();
+  const fs::path cfg = config(j);
+  expect_bad_input(sample(cfg), {stats.string(), "hold 2", "/eval"});
+}
+
+TEST_F(CliBadInput, CorruptStatistics) {
+  const fs::path stats = tmp.path / "bad.json";
+  std::ofstream(stats) << "{\"feature_dim\": 2, \"mean\": [0,";
+  json j = fmnist_eval_config();
+  j["eval"]["stats"] = stats.string();
+  const fs::path cfg = config(j);
+  expect_bad_input(sample(cfg), {stats.string(), "malformed JSON"});
+  const CliResult e = run_cli("eval " + q(tmp.path) + " --features " + q(model_path("fmnist_features.pt")) +
+                              " --stats " + q(stats));
+  EXPECT_EQ(e.code, 2) << e.output;
+}
+
 }  // namespace

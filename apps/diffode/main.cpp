@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   CLI::App app{"diffode: sample diffusion and flow models by solving their probability-flow ODE"};
   app.set_version_flag("--version", std::string("diffode ") + diffode::kVersion);
   app.require_subcommand(1);
+  app.fallthrough();  // -v and -q also after the command
   bool verbose = false, quiet = false;
   app.add_flag("-v,--verbose", verbose, "Log debug messages");
   app.add_flag("-q,--quiet", quiet, "Log warnings and errors only");

@@ -2,6 +2,7 @@
 
 #include <torch/script.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -45,7 +46,9 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
   m = (m + m.t()) * 0.5;  // symmetric up to rounding
   const double tr_sqrt = at::linalg_eigvalsh(m).clamp_min(0).sqrt().sum().item<double>();
   const double mean_term = (a.mean - b.mean).pow(2).sum().item<double>();
-  return mean_term + a.cov.trace().item<double>() + b.cov.trace().item<double>() - 2 * tr_sqrt;
+  // Non-negative in exact arithmetic; rounding can leave a tiny negative value (e.g. a set
+  // against its own statistics), which is reported as 0.
+  return std::max(0.0, mean_term + a.cov.trace().item<double>() + b.cov.trace().item<double>() - 2 * tr_sqrt);
 }
 
 ReferenceStats load_reference_stats(const fs::path& path) {

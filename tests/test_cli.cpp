@@ -88,14 +88,8 @@ std::pair<std::vector<int64_t>, size_t> npy_shape(const std::string& bytes) {
   const std::string dict = bytes.substr(10, header - 10);
   EXPECT_NE(dict.find("'descr': '<f4'"), std::string::npos) << dict;
   EXPECT_NE(dict.find("'fortran_order': False"), std::string::npos) << dict;
-  const auto open = dict.find("'shape': (");
-  EXPECT_NE(open, std::string::npos) << dict;
-  const auto close = dict.find(')', open);
-  std::vector<int64_t> shape;
-  std::stringstream s(dict.substr(open + 10, close - open - 10));
-  for (std::string part; std::getline(s, part, ',');)
-    if (part.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(part));
-  return {shape, header};
+  EXPECT_NE(dict.find("'shape': ("), std::string::npos) << dict;
+  return {diffode::test::npy_dict_shape(dict), header};
 }
 
 double sigma_value(const json& s) {

@@ -260,14 +260,8 @@ NpyHeader parse_npy(const std::string& h) {
 }
 
 std::vector<int64_t> shape_of(const std::string& dict) {
-  const auto open = dict.find("'shape': (");
-  EXPECT_NE(open, std::string::npos) << dict;
-  const auto close = dict.find(')', open);
-  std::vector<int64_t> shape;
-  std::stringstream s(dict.substr(open + 10, close - open - 10));
-  for (std::string part; std::getline(s, part, ',');)
-    if (part.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(part));
-  return shape;
+  EXPECT_NE(dict.find("'shape': ("), std::string::npos) << dict;
+  return diffode::test::npy_dict_shape(dict);
 }
 
 TEST(Npy, HeaderIsAMultipleOf64AndEndsInNewline) {

@@ -17,12 +17,7 @@ using nlohmann::json;
 
 namespace {
 
-ScheduleSpec schedule(const std::string& name, std::vector<double> sigmas = {}) {
-  ScheduleSpec spec;
-  spec.name = name;
-  spec.sigmas = std::move(sigmas);
-  return spec;
-}
+using test::schedule;
 
 Model load(const std::string& file, const std::string& dtype = "float64", json overrides = json::object()) {
   ModelOptions opt;

@@ -17,12 +17,7 @@ using namespace diffode;
 
 namespace {
 
-ScheduleSpec schedule(const std::string& name, std::vector<double> sigmas = {}) {
-  ScheduleSpec spec;
-  spec.name = name;
-  spec.sigmas = std::move(sigmas);
-  return spec;
-}
+using test::schedule;
 
 // gauss.pt run in float64, with its μ and s from the metadata.
 struct GaussFixture {
@@ -38,7 +33,7 @@ struct GaussFixture {
     return mu + (g.front() * eps - mu) * f;
   }
   double error(const std::string& solver, int steps, const std::string& schedule_name = "polynomial") {
-    const Grid g = make_grid(::schedule(schedule_name), steps, range);
+    const Grid g = make_grid(schedule(schedule_name), steps, range);
     ModelDenoiser den(model, at::kDouble);
     const Tensor x = integrate(find_solver(solver), den, eps, g, {}, false);
     return (x - exact(g)).pow(2).mean().sqrt().item<double>();

@@ -3,9 +3,33 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
+#include <vector>
+
+#include "diffode/schedule.hpp"
 
 namespace diffode::test {
+
+// A schedule spec by name (and sigmas, for custom).
+inline ScheduleSpec schedule(const std::string& name, std::vector<double> sigmas = {}) {
+  ScheduleSpec spec;
+  spec.name = name;
+  spec.sigmas = std::move(sigmas);
+  return spec;
+}
+
+// The shape tuple of an .npy header dict, parsed independently of the library's reader.
+inline std::vector<int64_t> npy_dict_shape(const std::string& dict) {
+  const auto open = dict.find("'shape': (");
+  if (open == std::string::npos) return {};
+  const auto close = dict.find(')', open);
+  std::vector<int64_t> shape;
+  std::stringstream s(dict.substr(open + 10, close - open - 10));
+  for (std::string part; std::getline(s, part, ',');)
+    if (part.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(part));
+  return shape;
+}
 
 inline std::filesystem::path repo() { return DIFFODE_SOURCE_DIR; }
 inline std::filesystem::path model_path(const std::string& name) { return repo() / "models" / name; }

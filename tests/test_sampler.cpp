@@ -184,3 +184,19 @@ TEST(Conditioning, BadLabelsAndGuidanceAreNamed) {
   EXPECT_NE(error_of("gauss.pt", {{"guidance", 2.0}}).find("has no null class"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir.path / "out"));
 }
+
+TEST(Conditioning, AListRepeatsOverTheSamples) {
+  SamplingConfig s;
+  s.labels = "list";
+  s.label_list = {2, 5};
+  EXPECT_EQ(sample_labels(s, 8, {2}, 0, 5), (std::vector<int64_t>{2, 5, 2, 5, 2}));
+  EXPECT_EQ(sample_labels(s, 8, {2}, 3, 2), (std::vector<int64_t>{5, 2}));
+  s.labels = "cycle";
+  EXPECT_EQ(sample_labels(s, 3, {2}, 2, 3), (std::vector<int64_t>{2, 0, 1}));
+  try {
+    config_for("gmm2d_cond.pt", {{"sampling", {{"labels", json::array()}}}});
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/sampling/labels: is an empty list"), std::string::npos) << e.what();
+  }
+}

@@ -389,9 +389,8 @@ Config parse_config(json j, const std::string& source, const fs::path& base_dir,
     } else {
       c.sampling.labels = "list";
       c.sampling.label_list = l.get<std::vector<int64_t>>();
-      if (static_cast<int64_t>(c.sampling.label_list.size()) != c.sampling.num_samples)
-        fail("/sampling/labels", "lists " + std::to_string(c.sampling.label_list.size()) + " labels for " +
-                                     std::to_string(c.sampling.num_samples) + " samples (one per sample)");
+      if (c.sampling.label_list.empty())
+        fail("/sampling/labels", "is an empty list: give at least one class (the list repeats over the samples)");
     }
   }
   c.sampling.guidance = sa["guidance"].get<double>();

@@ -126,7 +126,7 @@ std::vector<int64_t> sample_labels(const SamplingConfig& s, int64_t num_classes,
   std::vector<int64_t> out;
   for (int64_t k = first; k < first + count; ++k) {
     if (s.labels == "list") {
-      out.push_back(s.label_list[static_cast<size_t>(k)]);
+      out.push_back(s.label_list[static_cast<size_t>(k) % s.label_list.size()]);
     } else if (s.labels == "cycle") {
       out.push_back(k % num_classes);
     } else if (s.labels == "random") {

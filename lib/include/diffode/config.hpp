@@ -39,7 +39,7 @@ struct SamplingConfig {
   int64_t batch_size = 64;
   int64_t seed = 0;
   // Class labels: "" (none: the null class of a conditional model), "list" (label_list,
-  // one per sample), "cycle" (sample k gets k mod num_classes) or "random" (drawn from
+  // repeated: sample k gets label_list[k mod size]), "cycle" (sample k gets k mod num_classes) or "random" (drawn from
   // sample k's generator right after its noise).
   std::string labels;
   std::vector<int64_t> label_list;

@@ -38,8 +38,8 @@ Tensor dpmpp_multistep(Denoiser& den, Tensor x, const Grid& sigmas, const Solver
       if (order == 1) {
         x.add_(m0, -phi_1);
       } else if (order == 2) {
-        const double r0 = h_prev1 / h;
-        x.add_(m0 + (0.5 / r0) * (m0 - m_prev1), -phi_1);
+        const double r0 = h_prev1 / h;  // x −= φ1 (m0 + (m0 − m_prev1)/(2 r0))
+        x.add_(m0, -phi_1 * (1 + 0.5 / r0)).add_(m_prev1, phi_1 * 0.5 / r0);
       } else {
         const double r0 = h_prev1 / h, r1 = h_prev2 / h;
         const Tensor d1_0 = (m0 - m_prev1) / r0, d1_1 = (m_prev1 - m_prev2) / r1;

@@ -30,8 +30,8 @@ Tensor heun(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& op
     const double t_cur = sigmas[i], t_next = sigmas[i + 1], h = t_next - t_cur;
     const Tensor d_cur = i == 0 ? first_velocity(den, x, t_cur, opt) : velocity(den, x, t_cur);
     if (t_next > 0) {
-      const Tensor d_prime = velocity(den, x + h * d_cur, t_next);
-      x.add_(d_cur + d_prime, 0.5 * h);
+      const Tensor d_prime = velocity(den, at::add(x, d_cur, h), t_next);
+      x.add_(d_cur, 0.5 * h).add_(d_prime, 0.5 * h);
     } else {
       x.add_(d_cur, h);
     }
@@ -48,7 +48,7 @@ Tensor dpm2(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& op
     const Tensor d_cur = i == 0 ? first_velocity(den, x, t_cur, opt) : velocity(den, x, t_cur);
     if (t_next > 0) {
       const double t_mid = std::sqrt(t_cur * t_next);
-      const Tensor d_mid = velocity(den, x + (t_mid - t_cur) * d_cur, t_mid);
+      const Tensor d_mid = velocity(den, at::add(x, d_cur, t_mid - t_cur), t_mid);
       x.add_(d_mid, h);
     } else {
       x.add_(d_cur, h);

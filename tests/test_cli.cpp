@@ -238,7 +238,7 @@ TEST_P(CliShippedConfig, SampleWritesGridNpyAndManifestAndARerunIsComplete) {
   ASSERT_TRUE(sigmas.is_array());
   EXPECT_EQ(sigmas.size(), run["solver"]["steps"].get<size_t>() + 1);
   for (size_t i = 1; i < sigmas.size(); ++i) EXPECT_LT(sigma_value(sigmas[i]), sigma_value(sigmas[i - 1])) << i;
-  EXPECT_EQ(manifest["seeds"]["first"], 0);
+  EXPECT_EQ(manifest["seeds"]["first"], cfg.sampling.seed);
   EXPECT_EQ(manifest["seeds"]["count"], 8);
 
   // Every listed file exists, and nothing else is there (no temporaries).

@@ -114,7 +114,7 @@ TEST(FeatureModel, ShippedFeatureModelMatchesItsStatistics) {
   FeatureStats other = ref.stats;
   other.mean = other.mean.slice(0, 0, 3);
   ReferenceStats small{other, ""};
-  const std::string msg = error_of([&] { check_feature_dims(m, small, "small.json"); });
+  const std::string msg = error_of([&] { check_reference(m, small, "small.json"); });
   EXPECT_NE(msg.find("gives " + std::to_string(m.feature_dim()) + " features, but statistics small.json hold 3"),
             std::string::npos)
       << msg;

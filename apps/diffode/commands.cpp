@@ -114,7 +114,7 @@ int cmd_eval(const EvalArgs& args) {
   const SampleSet set = load_samples(args.samples);
   const ReferenceStats ref = load_reference_stats(args.stats);
   const FeatureModel model = FeatureModel::load(args.features, set.sample_shape());
-  check_feature_dims(model, ref, args.stats.string());
+  check_reference(model, ref, args.stats.string());
   const QualityMeter meter = measure_quality(model, set, args.batch_size);
   const double fd = frechet_distance(meter.stats(), ref.stats);
   std::printf("samples            %lld\nfrechet_distance   %.6f\n", static_cast<long long>(meter.count()), fd);

@@ -1,5 +1,6 @@
 #include "diffode/quality.hpp"
 
+#include <spdlog/spdlog.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -231,10 +232,13 @@ QualityMeter measure_quality(const FeatureModel& model, const SampleSet& set, in
   return meter;
 }
 
-void check_feature_dims(const FeatureModel& model, const ReferenceStats& ref, const std::string& where) {
+void check_reference(const FeatureModel& model, const ReferenceStats& ref, const std::string& where) {
   if (model.feature_dim() != ref.stats.dim())
     throw InputError("feature model " + model.path().string() + " gives " + std::to_string(model.feature_dim()) +
                      " features, but statistics " + where + " hold " + std::to_string(ref.stats.dim()));
+  if (!ref.feature_model_sha256.empty() && ref.feature_model_sha256 != model.sha256())
+    spdlog::warn("statistics {} were made with another feature model (sha256 {}, not {})", where,
+                 ref.feature_model_sha256.substr(0, 12), model.sha256().substr(0, 12));
 }
 
 }  // namespace diffode

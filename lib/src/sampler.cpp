@@ -260,6 +260,27 @@ bool run_complete(const fs::path& out_dir, const json& run) {
   return true;
 }
 
+// Labels and guidance against what the model offers (DESIGN.md §5, §6).
+void check_conditioning(const Config& cfg, const Model& model) {
+  const SamplingConfig& sc = cfg.sampling;
+  const ModelMeta& meta = model.meta();
+  const std::string where = cfg.source + ": /sampling/";
+  if (!sc.labels.empty() && meta.num_classes == 0)
+    throw InputError(where + "labels: model " + model.path().string() + " is not class-conditional (num_classes 0)");
+  for (size_t i = 0; i < sc.label_list.size(); ++i) {
+    const int64_t y = sc.label_list[i];
+    if (y < 0 || y > meta.num_classes || (y == meta.num_classes && !meta.null_class))
+      throw InputError(where + "labels/" + std::to_string(i) + ": label " + std::to_string(y) + " is outside [0, " +
+                       std::to_string(meta.num_classes - 1) + "]" +
+                       (meta.null_class ? " (or " + std::to_string(meta.num_classes) + ", the null class)" : ""));
+  }
+  if (sc.guidance == 1.0) return;
+  if (!meta.null_class)
+    throw InputError(where + "guidance: model " + model.path().string() +
+                     " has no null class (metadata null_class), so it cannot be guided; use guidance 1");
+  if (sc.labels.empty()) throw InputError(where + "guidance: guidance needs class labels (sampling.labels)");
+}
+
 }  // namespace
 
 json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& progress) {
@@ -284,23 +305,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
     throw InputError(cfg.source + ": /schedule/denoise_to_zero: the grid already ends at sigma 0");
   const SolverOptions opt{plan.afs, cfg.solver.max_order};
   const SamplingConfig& sc = cfg.sampling;
-  if (!sc.labels.empty() && meta.num_classes == 0)
-    throw InputError(cfg.source + ": /sampling/labels: model " + model.path().string() +
-                     " is not class-conditional (num_classes 0)");
-  for (size_t i = 0; i < sc.label_list.size(); ++i) {
-    const int64_t y = sc.label_list[i];
-    if (y < 0 || y > meta.num_classes || (y == meta.num_classes && !meta.null_class))
-      throw InputError(cfg.source + ": /sampling/labels/" + std::to_string(i) + ": label " + std::to_string(y) +
-                       " is outside [0, " + std::to_string(meta.num_classes - 1) + "]" +
-                       (meta.null_class ? " (or " + std::to_string(meta.num_classes) + ", the null class)" : ""));
-  }
-  if (sc.guidance != 1.0) {
-    if (!meta.null_class)
-      throw InputError(cfg.source + ": /sampling/guidance: model " + model.path().string() +
-                       " has no null class (metadata null_class), so it cannot be guided; use guidance 1");
-    if (sc.labels.empty())
-      throw InputError(cfg.source + ": /sampling/guidance: guidance needs class labels (sampling.labels)");
-  }
+  check_conditioning(cfg, model);
   const auto state_dtype = cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
 
   std::optional<FeatureModel> feature_model;
@@ -308,10 +313,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
   if (cfg.eval) {
     feature_model = FeatureModel::load(cfg.eval->features, meta.sample_shape, cfg.model.device);
     reference = load_reference_stats(cfg.eval->stats);
-    check_feature_dims(*feature_model, *reference, cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
-    if (!reference->feature_model_sha256.empty() && reference->feature_model_sha256 != feature_model->sha256())
-      spdlog::warn("statistics {} were made with another feature model (sha256 {}, not {})", cfg.eval->stats.string(),
-                   reference->feature_model_sha256.substr(0, 12), feature_model->sha256().substr(0, 12));
+    check_reference(*feature_model, *reference, cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
   }
   std::optional<QualityMeter> meter;
   if (feature_model) meter.emplace(*feature_model);

@@ -83,7 +83,8 @@ SampleSet load_samples(const std::filesystem::path& run_or_npy);
 // Features (and agreement) of a whole set, `batch` samples at a time.
 QualityMeter measure_quality(const FeatureModel& model, const SampleSet& set, int64_t batch);
 
-// InputError unless the feature model's size matches the statistics (`where` names them).
-void check_feature_dims(const FeatureModel& model, const ReferenceStats& ref, const std::string& where);
+// InputError unless the feature model's size matches the statistics (`where` names them);
+// a warning when the statistics name another feature model.
+void check_reference(const FeatureModel& model, const ReferenceStats& ref, const std::string& where);
 
 }  // namespace diffode

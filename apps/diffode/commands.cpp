@@ -9,7 +9,9 @@
 #include <fstream>
 #include <iostream>
 
+#include "diffode/amed.hpp"
 #include "diffode/config.hpp"
+#include "diffode/error.hpp"
 #include "diffode/io.hpp"
 #include "diffode/model.hpp"
 #include "diffode/quality.hpp"
@@ -79,9 +81,57 @@ int cmd_sample(const SampleArgs& args) {
   return 0;
 }
 
+int cmd_distill(const SampleArgs& args) {
+  const Config cfg = load_config(args.config, args.sets);
+  fs::path out;
+  if (args.out)
+    out = fs::absolute(*args.out);
+  else if (cfg.solver.predictor)
+    out = *cfg.solver.predictor;
+  else
+    throw InputError(cfg.source + ": /solver/predictor: no predictor file to write: set solver.predictor or give -o FILE");
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  int64_t last_logged = -1;
+  bool drawn = false;
+  const auto start = std::chrono::steady_clock::now();
+  run_distill(cfg, out, [&](int64_t it, int64_t total, double loss, double best) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (tty) {
+      const int width = 30, filled = static_cast<int>(width * it / std::max<int64_t>(1, total));
+      std::fprintf(stderr, "\r[%s%s] %lld/%lld iterations  loss %.4g  best val %.4g  %.0f s ",
+                   std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+                   static_cast<long long>(it), static_cast<long long>(total), loss, best, elapsed);
+      std::fflush(stderr);
+      drawn = true;
+    } else if (it > 0 && (it == total || it * 10 / std::max<int64_t>(1, total) != last_logged * 10 / std::max<int64_t>(1, total))) {
+      spdlog::info("iteration {}/{}: training loss {:.4g}, best validation loss {:.4g}, {:.0f} s", it, total, loss, best,
+                   elapsed);
+      last_logged = it;
+    }
+  });
+  if (drawn) std::fputc('\n', stderr);
+  std::cout << out.string() << "\n";
+  return 0;
+}
+
 int cmd_info(const fs::path& path) {
   set_threads(0);
   const ArchiveInfo archive = inspect_archive(path);
+  if (!archive.predictor.is_null()) {
+    const AmedPredictor p = AmedPredictor::load(path);
+    const nlohmann::json& m = archive.predictor;
+    std::cout << "predictor    " << path.string() << " (AMED step predictor)\n"
+              << "sha256       " << archive.sha256 << "\n"
+              << "solver       " << m.value("solver", "?") << ", " << m.value("steps", 0) << " steps"
+              << (m.value("afs", false) ? ", afs" : "") << "\n"
+              << "model        " << m.value("model_path", "?") << " (sha256 " << m.value("model_sha256", "?") << ")\n"
+              << "schedule     " << m.value("schedule", nlohmann::json()).dump() << "\n"
+              << "sigmas       " << m.value("sigmas", nlohmann::json()).dump() << "\n"
+              << "features     " << p.feature_dim() << "\n"
+              << "teacher      " << m.value("teacher", nlohmann::json()).dump() << "\n"
+              << "training     " << m.value("training", nlohmann::json()).dump() << "\n";
+    return 0;
+  }
   std::cout << "model        " << path.string() << "\n"
             << "sha256       " << archive.sha256 << "\n"
             << "methods      ";
@@ -98,6 +148,11 @@ int cmd_info(const fs::path& path) {
   const ModelMeta& m = model.meta();
   const Process& p = m.process;
   std::cout << "contract     ok: forward(x, t" << (m.num_classes > 0 ? ", y" : "") << ") probed on a batch of 2\n"
+            << "features     "
+            << (model.has_features() ? "forward_with_features: " + std::to_string(model.feature_dim()) +
+                                           " values per sample (for AMED)"
+                                     : std::string("none (AMED predictors see zero features)"))
+            << "\n"
             << "prediction   " << m.prediction << "\n"
             << "process      " << p.to_json().dump() << "\n"
             << "sample_shape " << nlohmann::json(m.sample_shape).dump() << "\n"
@@ -134,9 +189,9 @@ int cmd_stats(const EvalArgs& args) {
 }
 
 int cmd_solvers() {
-  std::printf("%-10s %-26s %-6s %s\n", "name", "NFE for N steps", "order", "method");
+  std::printf("%-12s %-28s %-6s %s\n", "name", "NFE for N steps", "order", "method");
   for (const auto& s : solvers())
-    std::printf("%-10s %-26s %-6d %s\n", s.name.c_str(), s.nfe_rule.c_str(), s.order, s.description.c_str());
+    std::printf("%-12s %-28s %-6d %s\n", s.name.c_str(), s.nfe_rule.c_str(), s.order, s.description.c_str());
   std::printf(
       "\nAFS (solver.afs) replaces the first evaluation by x/sqrt(1+sigma_0^2): one NFE less.\n"
       "A grid from sigma = inf (flow model from t = 1) takes its first step as the DDIM limit (1 NFE,\n"

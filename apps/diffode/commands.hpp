@@ -15,6 +15,7 @@ struct SampleArgs {
 
 int cmd_sample(const SampleArgs& args);
 int cmd_info(const std::filesystem::path& model);
+int cmd_distill(const SampleArgs& args);
 
 struct EvalArgs {
   std::filesystem::path samples;   // a run directory (samples.npy + manifest.json) or an .npy file

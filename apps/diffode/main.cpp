@@ -31,8 +31,15 @@ int main(int argc, char** argv) {
   sample_cmd->add_option("--set", sample.sets, "Override one config key: KEY=VALUE (VALUE as JSON, else a string)");
   sample_cmd->add_option("-o,--out", out, "Output directory (default: output.dir, else runs/<config name>)");
 
+  diffode::cli::SampleArgs distill;
+  std::string distill_out;
+  auto* distill_cmd = app.add_subcommand("distill", "Train an AMED step predictor for the config's amed solver");
+  distill_cmd->add_option("-c,--config", distill.config, "Config file (JSON)")->required();
+  distill_cmd->add_option("--set", distill.sets, "Override one config key: KEY=VALUE (VALUE as JSON, else a string)");
+  distill_cmd->add_option("-o,--out", distill_out, "Predictor file to write (default: solver.predictor)");
+
   std::string model_path;
-  auto* info_cmd = app.add_subcommand("info", "Check a TorchScript model against the contract and describe it");
+  auto* info_cmd = app.add_subcommand("info", "Check a TorchScript model against the contract and describe it (or an AMED predictor)");
   info_cmd->add_option("model", model_path, "Model file (.pt)")->required();
 
   diffode::cli::EvalArgs eval;
@@ -74,6 +81,10 @@ int main(int argc, char** argv) {
     if (*sample_cmd) {
       if (!out.empty()) sample.out = out;
       return diffode::cli::cmd_sample(sample);
+    }
+    if (*distill_cmd) {
+      if (!distill_out.empty()) distill.out = distill_out;
+      return diffode::cli::cmd_distill(distill);
     }
     if (*info_cmd) return diffode::cli::cmd_info(model_path);
     if (*eval_cmd) return diffode::cli::cmd_eval(eval);

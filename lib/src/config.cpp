@@ -101,7 +101,8 @@ const std::vector<Field>& config_schema() {
           {"nfe", Kind::Int},
           {"afs", Kind::Bool},
           {"precision", Kind::String, "float64"},
-          {"max_order", Kind::Int, 0}}},
+          {"max_order", Kind::Int, 0},
+          {"predictor", Kind::Path}}},
         {"schedule", Kind::Object, json::object(),
          {{"name", Kind::String, "polynomial"},
           {"rho", Kind::Number},
@@ -113,6 +114,18 @@ const std::vector<Field>& config_schema() {
           {"seed", Kind::Int, 0},
           {"labels", Kind::IntListOrString},
           {"guidance", Kind::Number, 1.0}}},
+        {"distill", Kind::Object, json::object(),
+         {{"teacher", Kind::String, "heun"},
+          {"teacher_points", Kind::Int, 1},
+          {"trajectories", Kind::Int, 2048},
+          {"validation", Kind::Int, 256},
+          {"batch_size", Kind::Int, 64},
+          {"iterations", Kind::Int, 300},
+          {"eval_every", Kind::Int, 25},
+          {"lr", Kind::Number, 5e-3},
+          {"seed", Kind::Int, 1000000000},
+          {"scale_dir", Kind::Number, 0.05},
+          {"scale_time", Kind::Number, 0.05}}},
         {"eval", Kind::Object, nullptr,
          {{"features", Kind::Path, nullptr, {}, true}, {"stats", Kind::Path, nullptr, {}, true}}},
         {"output", Kind::Object, json::object(),
@@ -333,6 +346,42 @@ Config parse_config(json j, const std::string& source, const fs::path& base_dir,
       fail("/solver/max_order", "must be in [1, " + std::to_string(solver.default_max_order) + "] for '" +
                                     solver.name + "', got " + s["max_order"].dump());
   }
+
+  if (s.contains("predictor")) c.solver.predictor = fs::path(s["predictor"].get<std::string>());
+  if (c.solver.predictor && !solver.learned)
+    fail("/solver/predictor", "solver '" + solver.name + "' takes no predictor (only the AMED solvers do)");
+
+  // distill
+  const json& d = j["distill"];
+  c.distill.teacher = d["teacher"].get<std::string>();
+  const SolverInfo* teacher = nullptr;
+  try {
+    teacher = &find_solver(c.distill.teacher);
+  } catch (const InputError& e) {
+    fail("/distill/teacher", e.what());
+  }
+  if (teacher->learned)
+    fail("/distill/teacher", "the teacher must be a training-free solver, got '" + c.distill.teacher + "'");
+  auto positive = [&](const char* key, int64_t min) {
+    const int64_t v = d[key].get<int64_t>();
+    if (v < min) fail(std::string("/distill/") + key, "must be >= " + std::to_string(min) + ", got " + d[key].dump());
+    return v;
+  };
+  c.distill.teacher_points = static_cast<int>(positive("teacher_points", 1));
+  c.distill.trajectories = positive("trajectories", 1);
+  c.distill.validation = positive("validation", 1);
+  c.distill.batch_size = positive("batch_size", 1);
+  c.distill.iterations = positive("iterations", 0);
+  c.distill.eval_every = positive("eval_every", 1);
+  c.distill.seed = positive("seed", 0);
+  c.distill.lr = d["lr"].get<double>();
+  if (!(c.distill.lr > 0)) fail("/distill/lr", "must be > 0, got " + d["lr"].dump());
+  for (const char* key : {"scale_dir", "scale_time"}) {
+    const double v = d[key].get<double>();
+    if (!(v >= 0 && v < 1)) fail(std::string("/distill/") + key, "must be in [0, 1), got " + d[key].dump());
+  }
+  c.distill.scale_dir = d["scale_dir"].get<double>();
+  c.distill.scale_time = d["scale_time"].get<double>();
 
   // schedule
   const json& sc = j["schedule"];

@@ -19,28 +19,42 @@ namespace fs = std::filesystem;
 namespace {
 
 // What the network outputs -> x̂0 (DESIGN.md §2), given x_t and, at model time t,
-// a = α, s = σ, da = α', ds = σ'.
+// a = α, s = σ, da = α', ds = σ': doubles, or per-sample tensors broadcast over x_t.
+template <class C>
+using X0Fn = at::Tensor (*)(const at::Tensor& o, const at::Tensor& x_t, const C& a, const C& s, const C& da,
+                            const C& ds);
+
 struct Prediction {
   std::string name;
   bool finite_at_pure_noise;  // x̂0 defined where α = 0 (a flow model at t = 1)
-  at::Tensor (*x0)(const at::Tensor& o, const at::Tensor& x_t, double a, double s, double da, double ds);
+  X0Fn<double> x0;
+  X0Fn<at::Tensor> x0_per_sample;
 };
 
+// One generic formula -> both instantiations.
+template <class F>
+Prediction make_prediction(const char* name, bool finite_at_pure_noise, F f) {
+  return {name, finite_at_pure_noise, static_cast<X0Fn<double>>(f), static_cast<X0Fn<at::Tensor>>(f)};
+}
+
 const std::vector<Prediction>& predictions() {
+  using T = at::Tensor;
   static const std::vector<Prediction> p = {
-      {"x0", true, [](const at::Tensor& o, const at::Tensor&, double, double, double, double) { return o; }},
-      {"eps", false,
-       [](const at::Tensor& o, const at::Tensor& x_t, double a, double s, double, double) {
-         return x_t.sub(o, s).div_(a);
-       }},
-      {"v", true,
-       [](const at::Tensor& o, const at::Tensor& x_t, double a, double s, double, double) {
-         return (x_t * a).sub_(o, s).div_(a * a + s * s);
-       }},
-      {"velocity", true,
-       [](const at::Tensor& o, const at::Tensor& x_t, double a, double s, double da, double ds) {
-         return (x_t * ds).sub_(o, s).div_(ds * a - s * da);
-       }},
+      make_prediction("x0", true, [](const T& o, const T&, const auto&, const auto&, const auto&, const auto&) {
+        return o;
+      }),
+      make_prediction("eps", false,
+                      [](const T& o, const T& x_t, const auto& a, const auto& s, const auto&, const auto&) {
+                        return (x_t - o * s) / a;
+                      }),
+      make_prediction("v", true,
+                      [](const T& o, const T& x_t, const auto& a, const auto& s, const auto&, const auto&) {
+                        return (x_t * a - o * s) / (a * a + s * s);
+                      }),
+      make_prediction("velocity", true,
+                      [](const T& o, const T& x_t, const auto& a, const auto& s, const auto& da, const auto& ds) {
+                        return (x_t * ds - o * s) / (ds * a - s * da);
+                      }),
   };
   return p;
 }
@@ -88,7 +102,16 @@ struct Model::Impl {
   const Prediction* prediction = nullptr;
   at::ScalarType dtype = at::kFloat;
   c10::Device device = c10::kCPU;
+  int64_t feature_dim = 0;  // > 0: forward_with_features exists and was probed
 };
+
+namespace {
+// [B, C, H, W] (or any [B, C, ...]) -> mean over C, flattened; [B, F] as it is.
+at::Tensor reduce_feature(const at::Tensor& f) {
+  if (f.dim() <= 2) return f.reshape({f.size(0), -1});
+  return f.mean(1).flatten(1);
+}
+}  // namespace
 
 namespace {
 
@@ -163,11 +186,12 @@ ModelMeta resolve_meta(const json& archive, const json& overrides, const std::st
 namespace {
 
 // Reads a TorchScript archive and its diffode.json (checked, extra keys allowed).
-torch::jit::Module read_archive(const fs::path& path, c10::Device device, json& metadata) {
+torch::jit::Module read_archive(const fs::path& path, c10::Device device, json& metadata,
+                                json* predictor = nullptr) {
   const std::string file = path.string();
   if (!fs::exists(path)) throw InputError("model " + file + ": file does not exist");
   if (fs::is_directory(path)) throw InputError("model " + file + ": is a directory, not a TorchScript file");
-  torch::jit::ExtraFilesMap extra{{"diffode.json", ""}};
+  torch::jit::ExtraFilesMap extra{{"diffode.json", ""}, {"diffode_predictor.json", ""}};
   torch::jit::Module module;
   try {
     module = torch::jit::load(file, device, extra);
@@ -175,6 +199,8 @@ torch::jit::Module read_archive(const fs::path& path, c10::Device device, json& 
     throw InputError("model " + file + ": not a loadable TorchScript archive: " + first_line(e.what_without_backtrace()));
   }
   metadata = json::object();
+  if (predictor && !extra["diffode_predictor.json"].empty())
+    *predictor = parse_json_text(extra["diffode_predictor.json"], "predictor " + file + ": diffode_predictor.json");
   if (!extra["diffode.json"].empty()) {
     metadata = parse_json_text(extra["diffode.json"], "model " + file + ": diffode.json");
     validate_model_metadata(metadata, "model " + file + ": diffode.json", true);
@@ -192,7 +218,7 @@ std::vector<std::string> method_names(const torch::jit::Module& module) {
 
 ArchiveInfo inspect_archive(const fs::path& path) {
   ArchiveInfo info;
-  const torch::jit::Module module = read_archive(path, c10::kCPU, info.metadata);
+  const torch::jit::Module module = read_archive(path, c10::kCPU, info.metadata, &info.predictor);
   info.sha256 = sha256_file(path);
   info.methods = method_names(module);
   for (const char* key : {"prediction", "process", "sample_shape"})
@@ -215,6 +241,7 @@ Model Model::load(const ModelOptions& opt) {
   impl->module = read_archive(opt.path, impl->device, impl->archive_meta);
   impl->sha256 = sha256_file(opt.path);
   impl->module.eval();
+  for (auto p : impl->module.parameters()) p.requires_grad_(false);  // frozen: AMED trains only its predictor
   validate_model_metadata(opt.overrides, opt.where, false);
   impl->meta = resolve_meta(impl->archive_meta, opt.overrides, file, opt.where);
   impl->prediction = &find_prediction(impl->meta.prediction, opt.where);
@@ -239,7 +266,7 @@ Model Model::load(const ModelOptions& opt) {
                                                             std::min(impl->meta.sigma_max, 80.0)));
   c10::IValue out;
   try {
-    c10::InferenceMode guard;
+    at::NoGradGuard guard;  // not InferenceMode: a module that caches tensors on its first call must be usable with autograd (AMED distillation)
     std::vector<c10::IValue> inputs = {at::randn(shape, opts), at::full({2}, t_mid, opts)};
     if (conditional)  // class 0 and, where there is one, the null class
       inputs.emplace_back(at::tensor({int64_t{0}, impl->meta.null_class ? impl->meta.num_classes : int64_t{0}},
@@ -261,6 +288,34 @@ Model Model::load(const ModelOptions& opt) {
   if (!at::isFloatingType(o.scalar_type()))
     throw InputError("model " + file + ": forward(x, t) returned dtype " + std::string(c10::toString(o.scalar_type())) +
                      ", expected a floating-point tensor");
+  if (impl->module.find_method("forward_with_features")) {
+    const std::string call = std::string("forward_with_features(x, t") + (conditional ? ", y" : "") + ")";
+    c10::IValue fo;
+    try {
+      at::NoGradGuard guard;  // not InferenceMode: a module that caches tensors on its first call must be usable with autograd (AMED distillation)
+      std::vector<c10::IValue> inputs = {at::randn(shape, opts), at::full({2}, t_mid, opts)};
+      if (conditional) inputs.emplace_back(at::zeros({2}, at::TensorOptions().dtype(at::kLong).device(impl->device)));
+      fo = impl->module.get_method("forward_with_features")(inputs);
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      if (auto* ce = dynamic_cast<const c10::Error*>(&e)) what = ce->what_without_backtrace();
+      throw InputError("model " + file + ": " + call + " failed on a probe batch: " + first_line(what));
+    }
+    if (!fo.isTuple() || fo.toTupleRef().elements().size() != 2 || !fo.toTupleRef().elements()[0].isTensor() ||
+        !fo.toTupleRef().elements()[1].isTensor())
+      throw InputError("model " + file + ": " + call + " must return a tuple (output, feature) of two tensors, got " +
+                       fo.tagKind());
+    const at::Tensor fout = fo.toTupleRef().elements()[0].toTensor();
+    const at::Tensor feat = fo.toTupleRef().elements()[1].toTensor();
+    if (fout.sizes() != at::IntArrayRef(shape))
+      throw InputError("model " + file + ": " + call + " returned an output of shape " + shape_text(fout.sizes()) +
+                       ", expected " + shape_text(shape));
+    if (feat.dim() < 2 || feat.size(0) != 2 || !at::isFloatingType(feat.scalar_type()))
+      throw InputError("model " + file + ": " + call + " returned a feature of shape " + shape_text(feat.sizes()) +
+                       " and dtype " + std::string(c10::toString(feat.scalar_type())) +
+                       ", expected a floating-point [B, ...] tensor with B = 2");
+    impl->feature_dim = reduce_feature(feat).size(1);
+  }
   Model m;
   m.impl_ = std::move(impl);
   return m;
@@ -280,9 +335,28 @@ at::Tensor Model::forward(const at::Tensor& x_t, const at::Tensor& t, const at::
   return impl_->module.forward({x_t, t}).toTensor();
 }
 
+std::pair<at::Tensor, at::Tensor> Model::forward_with_features(const at::Tensor& x_t, const at::Tensor& t,
+                                                               const at::Tensor& y) const {
+  auto method = impl_->module.get_method("forward_with_features");
+  const c10::IValue out = y.defined() ? method({x_t, t, y}) : method({x_t, t});
+  const auto& e = out.toTupleRef().elements();
+  return {e[0].toTensor(), reduce_feature(e[1].toTensor())};
+}
+
+bool Model::has_features() const { return impl_->feature_dim > 0; }
+int64_t Model::feature_dim() const { return impl_->feature_dim; }
+
 at::Tensor Model::x0_from_output(const at::Tensor& o, const at::Tensor& x_t, double t) const {
   const Process& p = impl_->meta.process;
   return impl_->prediction->x0(o, x_t, p.alpha(t), p.sigma(t), p.dalpha(t), p.dsigma(t));
+}
+
+at::Tensor Model::x0_from_output(const at::Tensor& o, const at::Tensor& x_t, const at::Tensor& t) const {
+  const Process& p = impl_->meta.process;
+  std::vector<int64_t> view(static_cast<size_t>(x_t.dim()), 1);
+  view[0] = t.size(0);
+  auto v = [&](const at::Tensor& c) { return c.view(view); };
+  return impl_->prediction->x0_per_sample(o, x_t, v(p.alpha(t)), v(p.sigma(t)), v(p.dalpha(t)), v(p.dsigma(t)));
 }
 
 ModelDenoiser::ModelDenoiser(const Model& model, c10::ScalarType state_dtype)
@@ -293,32 +367,65 @@ void ModelDenoiser::set_condition(const at::Tensor& labels, double guidance) {
   guidance_ = guidance;
 }
 
-Tensor ModelDenoiser::denoise(const Tensor& x, double sigma) {
+namespace {
+// Per-sample values [B] as [B, 1, ...] against x.
+Tensor per_sample(const Tensor& v, const Tensor& x) {
+  std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
+  view[0] = v.size(0);
+  return v.view(view);
+}
+}  // namespace
+
+template <class S>
+Denoised ModelDenoiser::evaluate(const Tensor& x, const S& sigma, bool with_feature) {
   const ModelMeta& meta = model_.meta();
   const Process& p = meta.process;
-  const double t = p.time_of(sigma);
   const int64_t b = x.size(0);
-  // Model space: x_t = α x̃; at σ̃ = inf (α = 0) the argument is ε and x_t = σ ε.
-  const at::Tensor x_t = x * (std::isinf(sigma) ? p.sigma(t) : p.alpha(t));
   const auto opts = x.options().dtype(model_.dtype());
+  // Model space: x_t = α x̃; at σ̃ = inf (α = 0) the argument is ε and x_t = σ ε.
+  Tensor x_t, t_model;
+  S t;
+  if constexpr (std::is_same_v<S, double>) {
+    t = p.time_of(sigma);
+    x_t = x * (std::isinf(sigma) ? p.sigma(t) : p.alpha(t));
+    t_model = at::full({b}, t, opts);
+    sigmas_.push_back(sigma);
+  } else {
+    t = p.time_of(sigma.to(x.scalar_type()));
+    x_t = x * per_sample(p.alpha(t), x);
+    t_model = t.to(opts);
+    sigmas_.push_back(std::numeric_limits<double>::quiet_NaN());
+  }
   at::Tensor y;
   if (meta.num_classes > 0)
     y = labels_.defined() ? labels_ : at::full({b}, meta.num_classes, x.options().dtype(at::kLong));
   const bool guided = guidance_ != 1.0;
-  at::Tensor o;
+  Tensor x_in = x_t.to(opts), y_in = y;
   if (guided) {  // class and null rows in one call
-    const at::Tensor y2 = at::cat({y, at::full({b}, meta.num_classes, y.options())});
-    o = model_.forward(at::cat({x_t, x_t}).to(opts), at::full({2 * b}, t, opts), y2).to(state_dtype_);
-  } else {
-    o = model_.forward(x_t.to(opts), at::full({b}, t, opts), y).to(state_dtype_);
+    x_in = at::cat({x_in, x_in});
+    t_model = at::cat({t_model, t_model});
+    y_in = at::cat({y, at::full({b}, meta.num_classes, y.options())});
   }
-  sigmas_.push_back(sigma);
-  finite_.push_back(o.sum(at::kDouble));  // NaN or Inf anywhere makes the (never overflowing) sum non-finite
-  if (!guided) return model_.x0_from_output(o, x_t, t);
+  Tensor o, feature;
+  if (with_feature && model_.has_features()) {
+    std::tie(o, feature) = model_.forward_with_features(x_in, t_model, y_in);
+    feature = feature.slice(0, 0, b).to(x.scalar_type());
+  } else {
+    o = model_.forward(x_in, t_model, y_in);
+    if (with_feature) feature = at::zeros({b, feature_dim()}, x.options());
+  }
+  o = o.to(state_dtype_);
+  finite_.push_back(o.detach().sum(at::kDouble));  // NaN or Inf anywhere makes the (never overflowing) sum non-finite
+  if (!guided) return {model_.x0_from_output(o, x_t, t), feature};
   const at::Tensor d_class = model_.x0_from_output(o.slice(0, 0, b), x_t, t);
   const at::Tensor d_null = model_.x0_from_output(o.slice(0, b, 2 * b), x_t, t);
-  return d_null.add_(d_class - d_null, guidance_);
+  return {d_null + (d_class - d_null) * guidance_, feature};
 }
+
+Tensor ModelDenoiser::denoise(const Tensor& x, double sigma) { return evaluate(x, sigma, false).x0; }
+Tensor ModelDenoiser::denoise(const Tensor& x, const Tensor& sigma) { return evaluate(x, sigma, false).x0; }
+Denoised ModelDenoiser::denoise_with_feature(const Tensor& x, double sigma) { return evaluate(x, sigma, true); }
+int64_t ModelDenoiser::feature_dim() const { return model_.has_features() ? model_.feature_dim() : 1; }
 
 void ModelDenoiser::reset() {
   sigmas_.clear();
@@ -330,12 +437,17 @@ void ModelDenoiser::check_finite(const Grid& grid) const {
   for (size_t k = 0; k < finite_.size(); ++k) {
     if (std::isfinite(finite_[k].item<double>())) continue;
     const double s = sigmas_[k];
-    size_t step = 0;
-    while (step + 2 < grid.size() && grid[step + 1] >= s) ++step;
     std::ostringstream msg;
-    msg << "model " << model_.path().string() << " returned NaN or Inf at evaluation " << k + 1 << " (step "
-        << step + 1 << " of " << grid.size() - 1 << ", sigma " << s << ", t " << model_.meta().process.time_of(s)
-        << "); sampling stopped";
+    msg << "model " << model_.path().string() << " returned NaN or Inf at evaluation " << k + 1;
+    if (std::isnan(s)) {
+      msg << " (an AMED mean-value point: sigma differs per sample)";
+    } else {
+      size_t step = 0;
+      while (step + 2 < grid.size() && grid[step + 1] >= s) ++step;
+      msg << " (step " << step + 1 << " of " << grid.size() - 1 << ", sigma " << s << ", t "
+          << model_.meta().process.time_of(s) << ")";
+    }
+    msg << "; sampling stopped";
     throw InputError(msg.str());
   }
 }

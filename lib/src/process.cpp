@@ -1,5 +1,7 @@
 #include "diffode/process.hpp"
 
+#include <ATen/ATen.h>
+
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -10,30 +12,69 @@ namespace diffode {
 
 namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
+using at::Tensor;
 
-// Closed forms of one process family; `b0`, `b1` are beta_min, beta_max (vp only).
+// Each closed form is written once, generic in its argument: a double, or a Tensor of
+// per-sample values (differentiable, for the AMED steps whose σ differs per sample).
+template <class T>
+T constant(const T& like, double v) {
+  if constexpr (std::is_same_v<T, Tensor>) return at::full_like(like, v);
+  else return v;
+}
+
+// Closed forms of one process family, for doubles and for tensors; `b0`, `b1` are
+// beta_min, beta_max (vp only).
 struct Forms {
-  double (*alpha)(double t, double b0, double b1);
-  double (*sigma)(double t, double b0, double b1);
-  double (*dalpha)(double t, double b0, double b1);
-  double (*dsigma)(double t, double b0, double b1);
-  double (*time_of)(double sigma_tilde, double b0, double b1);
+  template <class T>
+  using Fn = T (*)(const T& t, double b0, double b1);
+  Fn<double> alpha, sigma, dalpha, dsigma, time_of;
+  Fn<Tensor> alpha_t, sigma_t, dalpha_t, dsigma_t, time_of_t;
 };
 
 // vp: log alpha(t) = -t²(b1 - b0)/4 - t b0/2 (linear beta schedule, Song et al. 2021).
-double vp_log_alpha(double t, double b0, double b1) { return -0.25 * t * t * (b1 - b0) - 0.5 * t * b0; }
-double vp_alpha(double t, double b0, double b1) { return std::exp(vp_log_alpha(t, b0, b1)); }
-double vp_sigma(double t, double b0, double b1) { return std::sqrt(-std::expm1(2 * vp_log_alpha(t, b0, b1))); }
-double vp_dalpha(double t, double b0, double b1) { return vp_alpha(t, b0, b1) * (-0.5 * t * (b1 - b0) - 0.5 * b0); }
-double vp_dsigma(double t, double b0, double b1) {
+template <class T>
+T vp_log_alpha(const T& t, double b0, double b1) { return -0.25 * (b1 - b0) * t * t - 0.5 * b0 * t; }
+template <class T>
+T vp_alpha(const T& t, double b0, double b1) { using std::exp; return exp(vp_log_alpha(t, b0, b1)); }
+template <class T>
+T vp_sigma(const T& t, double b0, double b1) {
+  using std::expm1, std::sqrt;
+  return sqrt(-expm1(2.0 * vp_log_alpha(t, b0, b1)));
+}
+template <class T>
+T vp_dalpha(const T& t, double b0, double b1) { return vp_alpha(t, b0, b1) * (-0.5 * (b1 - b0) * t - 0.5 * b0); }
+template <class T>
+T vp_dsigma(const T& t, double b0, double b1) {
   return -vp_alpha(t, b0, b1) * vp_dalpha(t, b0, b1) / vp_sigma(t, b0, b1);
 }
 // sigma_tilde² = 1/alpha² - 1, so (b1 - b0)/2 t² + b0 t - log(1 + sigma_tilde²) = 0.
-double vp_time_of(double s, double b0, double b1) {
-  const double c = std::log1p(s * s), db = b1 - b0;
+template <class T>
+T vp_time_of(const T& s, double b0, double b1) {
+  using std::log1p, std::sqrt;
+  const T c = log1p(s * s);
+  const double db = b1 - b0;
   if (db == 0) return c / b0;
-  return 2 * c / (b0 + std::sqrt(b0 * b0 + 2 * db * c));  // stable root of the quadratic
+  return 2.0 * c / (b0 + sqrt(b0 * b0 + 2.0 * db * c));  // stable root of the quadratic
 }
+
+template <class T> T edm_alpha(const T& t, double, double) { return constant(t, 1.0); }
+template <class T> T edm_sigma(const T& t, double, double) { return t; }
+template <class T> T edm_dalpha(const T& t, double, double) { return constant(t, 0.0); }
+template <class T> T edm_dsigma(const T& t, double, double) { return constant(t, 1.0); }
+template <class T> T edm_time_of(const T& s, double, double) { return s; }
+
+template <class T> T flow_alpha(const T& t, double, double) { return 1.0 - t; }
+template <class T> T flow_sigma(const T& t, double, double) { return t; }
+template <class T> T flow_dalpha(const T& t, double, double) { return constant(t, -1.0); }
+template <class T> T flow_dsigma(const T& t, double, double) { return constant(t, 1.0); }
+// sigma_tilde = t / (1 - t); written so that sigma_tilde = inf gives t = 1 exactly.
+template <class T> T flow_time_of(const T& s, double, double) { return 1.0 - 1.0 / (1.0 + s); }
+
+#define DIFFODE_FORMS(p)                                                                               \
+  Forms {                                                                                              \
+    p##_alpha<double>, p##_sigma<double>, p##_dalpha<double>, p##_dsigma<double>, p##_time_of<double>, \
+        p##_alpha<Tensor>, p##_sigma<Tensor>, p##_dalpha<Tensor>, p##_dsigma<Tensor>, p##_time_of<Tensor> \
+  }
 
 }  // namespace
 
@@ -47,20 +88,13 @@ struct ProcessKind {
 namespace {
 const std::vector<ProcessKind>& kinds() {
   static const std::vector<ProcessKind> k = {
-      {"edm",
-       {[](double, double, double) { return 1.0; }, [](double t, double, double) { return t; },
-        [](double, double, double) { return 0.0; }, [](double, double, double) { return 1.0; },
-        [](double s, double, double) { return s; }},
-       0.002, 80.0, false},
-      {"vp", {vp_alpha, vp_sigma, vp_dalpha, vp_dsigma, vp_time_of}, 1e-3, 1.0, true},
-      {"flow",
-       {[](double t, double, double) { return 1.0 - t; }, [](double t, double, double) { return t; },
-        [](double, double, double) { return -1.0; }, [](double, double, double) { return 1.0; },
-        [](double s, double, double) { return std::isinf(s) ? 1.0 : s / (1.0 + s); }},
-       0.0, 1.0, false},
+      {"edm", DIFFODE_FORMS(edm), 0.002, 80.0, false},
+      {"vp", DIFFODE_FORMS(vp), 1e-3, 1.0, true},
+      {"flow", DIFFODE_FORMS(flow), 0.0, 1.0, false},
   };
   return k;
 }
+#undef DIFFODE_FORMS
 }  // namespace
 
 std::vector<std::string> process_names() {
@@ -111,6 +145,11 @@ double Process::sigma_tilde(double t) const {
   return a == 0 ? kInf : sigma(t) / a;
 }
 double Process::time_of(double s) const { return kind_->forms.time_of(s, beta_min_, beta_max_); }
+at::Tensor Process::alpha(const at::Tensor& t) const { return kind_->forms.alpha_t(t, beta_min_, beta_max_); }
+at::Tensor Process::sigma(const at::Tensor& t) const { return kind_->forms.sigma_t(t, beta_min_, beta_max_); }
+at::Tensor Process::dalpha(const at::Tensor& t) const { return kind_->forms.dalpha_t(t, beta_min_, beta_max_); }
+at::Tensor Process::dsigma(const at::Tensor& t) const { return kind_->forms.dsigma_t(t, beta_min_, beta_max_); }
+at::Tensor Process::time_of(const at::Tensor& s) const { return kind_->forms.time_of_t(s, beta_min_, beta_max_); }
 double Process::t_min() const { return kind_->t_min; }
 double Process::t_max() const { return kind_->t_max; }
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "diffode/amed.hpp"
 #include "diffode/error.hpp"
 #include "diffode/io.hpp"
 #include "diffode/model.hpp"
@@ -27,12 +28,12 @@ Tensor integrate(const SolverInfo& solver, Denoiser& den, const Tensor& eps, con
   if (std::isinf(grid.front())) {
     // x̃ = D + (σ'/σ)(x̃ − D) → D(ε, inf) + σ' ε as σ → inf; AFS takes D ≈ 0 there.
     x = opt.afs ? eps * grid[1] : den.denoise(eps, grid[0]).add_(eps, grid[1]);
-    on_step(0);
+    on_step(0, x);
     if (grid.size() > 2) {
       SolverOptions rest = opt;
       rest.afs = false;
       x = solver.fn(den, std::move(x), Grid(grid.begin() + 1, grid.end()), rest,
-                    [&on_step](int i) { on_step(i + 1); });
+                    [&on_step](int i, const Tensor& xi) { on_step(i + 1, xi); });
     }
   } else {
     x = solver.fn(den, eps * grid[0], grid, opt, on_step);
@@ -49,13 +50,21 @@ class CountingDenoiser final : public Denoiser {
     ++calls;
     return at::zeros_like(x);
   }
+  Tensor denoise(const Tensor& x, const Tensor&) override {
+    ++calls;
+    return at::zeros_like(x);
+  }
   int calls = 0;
 };
 }  // namespace
 
 int count_nfe(const SolverInfo& solver, const Grid& grid, const SolverOptions& opt, bool denoise_to_zero) {
   CountingDenoiser den;
-  integrate(solver, den, at::ones({1}, at::kDouble), grid, opt, denoise_to_zero);
+  // The NFE of an AMED solver does not depend on what its predictor says.
+  const FixedStep midpoint;
+  SolverOptions counting = opt;
+  if (solver.learned && !counting.predictor) counting.predictor = &midpoint;
+  integrate(solver, den, at::ones({1}, at::kDouble), grid, counting, denoise_to_zero);
   return den.calls;
 }
 
@@ -260,6 +269,8 @@ bool run_complete(const fs::path& out_dir, const json& run) {
   return true;
 }
 
+}  // namespace
+
 // Labels and guidance against what the model offers (DESIGN.md §5, §6).
 void check_conditioning(const Config& cfg, const Model& model) {
   const SamplingConfig& sc = cfg.sampling;
@@ -281,17 +292,7 @@ void check_conditioning(const Config& cfg, const Model& model) {
   if (sc.labels.empty()) throw InputError(where + "guidance: guidance needs class labels (sampling.labels)");
 }
 
-}  // namespace
-
-json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& progress) {
-  const auto t_start = Clock::now();
-  const int threads = set_threads(cfg.model.threads);
-  c10::InferenceMode inference;
-
-  const Model model = Model::load({cfg.model.path, cfg.model.device, cfg.model.dtype, cfg.model.overrides,
-                                   cfg.source + ": /model"});
-  const ModelMeta& meta = model.meta();
-  const double load_s = seconds_since(t_start);
+StepPlan plan_run(const Config& cfg, const ModelMeta& meta) {
   const SolverInfo& solver = find_solver(cfg.solver.name);
   const SigmaRange range{meta.sigma_min, meta.sigma_max, meta.process};
   StepPlan plan;
@@ -303,7 +304,38 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
   }
   if (cfg.schedule.denoise_to_zero && plan.grid.back() == 0)
     throw InputError(cfg.source + ": /schedule/denoise_to_zero: the grid already ends at sigma 0");
-  const SolverOptions opt{plan.afs, cfg.solver.max_order};
+  return plan;
+}
+
+std::optional<AmedPredictor> load_run_predictor(const Config& cfg, const Model& model, const StepPlan& plan) {
+  const SolverInfo& solver = find_solver(cfg.solver.name);
+  if (!solver.learned) return std::nullopt;
+  if (!cfg.solver.predictor)
+    throw InputError(cfg.source + ": /solver/predictor: solver '" + solver.name +
+                     "' needs a step predictor file; distill one with 'diffode distill -c " + cfg.source + "'");
+  AmedPredictor p = AmedPredictor::load(*cfg.solver.predictor);
+  const PredictorUse use{model.sha256(), solver.name, plan.steps, plan.afs, plan.grid,
+                         model.has_features() ? model.feature_dim() : 1};
+  check_predictor(p, *cfg.solver.predictor, use);
+  if (!model.has_features())
+    spdlog::warn("model {} has no forward_with_features: the AMED predictor sees zero features (a fixed step "
+                 "schedule)", model.path().filename().string());
+  return p;
+}
+
+json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& progress) {
+  const auto t_start = Clock::now();
+  const int threads = set_threads(cfg.model.threads);
+  c10::InferenceMode inference;
+
+  const Model model = Model::load({cfg.model.path, cfg.model.device, cfg.model.dtype, cfg.model.overrides,
+                                   cfg.source + ": /model"});
+  const ModelMeta& meta = model.meta();
+  const double load_s = seconds_since(t_start);
+  const SolverInfo& solver = find_solver(cfg.solver.name);
+  const StepPlan plan = plan_run(cfg, meta);
+  const std::optional<AmedPredictor> predictor = load_run_predictor(cfg, model, plan);
+  const SolverOptions opt{plan.afs, cfg.solver.max_order, predictor ? &*predictor : nullptr};
   const SamplingConfig& sc = cfg.sampling;
   check_conditioning(cfg, model);
   const auto state_dtype = cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
@@ -327,7 +359,10 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
       {"model", {{"path", model.path().string()}, {"sha256", model.sha256()}, {"metadata", meta.json}}},
       {"solver",
        {{"name", solver.name}, {"steps", plan.steps}, {"nfe", plan.nfe}, {"afs", plan.afs},
-        {"precision", cfg.solver.precision}, {"max_order", cfg.solver.max_order}}},
+        {"precision", cfg.solver.precision}, {"max_order", cfg.solver.max_order},
+        {"predictor", cfg.solver.predictor ? json({{"path", cfg.solver.predictor->string()},
+                                                   {"sha256", sha256_file(*cfg.solver.predictor)}})
+                                           : json(nullptr)}}},
       {"schedule",
        {{"name", cfg.schedule.spec.name}, {"sigmas", grid_json}, {"denoise_to_zero", cfg.schedule.denoise_to_zero}}},
       {"nfe", plan.nfe},
@@ -375,7 +410,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const ProgressFn& pr
     labels.insert(labels.end(), batch_labels.begin(), batch_labels.end());
     den.set_condition(batch_labels.empty() ? Tensor() : at::tensor(batch_labels, at::kLong).to(model.device()),
                       sc.guidance);
-    const Tensor x = integrate(solver, den, eps, plan.grid, opt, cfg.schedule.denoise_to_zero, [&](int) {
+    const Tensor x = integrate(solver, den, eps, plan.grid, opt, cfg.schedule.denoise_to_zero, [&](int, const Tensor&) {
       ++steps_done;
       if (progress) progress(steps_done, steps_total, first);
     });

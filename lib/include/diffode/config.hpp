@@ -27,6 +27,22 @@ struct SolverConfig {
   std::optional<bool> afs;  // unset: off, unless a target nfe needs it
   std::string precision = "float64";  // dtype of the solver state
   int max_order = 0;                  // 0: the solver's default
+  std::optional<std::filesystem::path> predictor;  // AMED solvers: the distilled step predictor
+};
+
+// AMED predictor distillation (`diffode distill`, DESIGN.md §4).
+struct DistillConfig {
+  std::string teacher = "heun";  // a training-free solver on the refined grid
+  int teacher_points = 1;        // M: extra teacher points inside each student interval
+  int64_t trajectories = 2048;   // training trajectories (seeds seed .. seed + trajectories - 1)
+  int64_t validation = 256;      // held-out trajectories after those, for the best-so-far choice
+  int64_t batch_size = 64;
+  int64_t iterations = 300;      // optimizer steps in all (a re-run continues up to this)
+  int64_t eval_every = 25;       // validate (and keep the best) every this many iterations
+  double lr = 5e-3;              // Adam
+  int64_t seed = 1000000000;     // far from the sampling seeds, so evaluation seeds stay unseen
+  double scale_dir = 0.05;       // c ∈ [1 − scale_dir, 1 + scale_dir]
+  double scale_time = 0.05;      // a ∈ [1 − scale_time, 1 + scale_time]
 };
 
 struct ScheduleConfig {
@@ -67,6 +83,7 @@ struct Config {
   SolverConfig solver;
   ScheduleConfig schedule;
   SamplingConfig sampling;
+  DistillConfig distill;
   std::optional<EvalConfig> eval;
   OutputConfig output;
 };

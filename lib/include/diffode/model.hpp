@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "diffode/process.hpp"
@@ -46,6 +47,7 @@ struct ArchiveInfo {
   nlohmann::json metadata;           // diffode.json ({} if none)
   std::vector<std::string> methods;
   std::vector<std::string> missing;  // required metadata keys it lacks
+  nlohmann::json predictor;          // an AMED predictor's diffode_predictor.json (null if not one)
 };
 ArchiveInfo inspect_archive(const std::filesystem::path& path);
 
@@ -66,8 +68,18 @@ class Model {
   // One network evaluation in model space: o = net(x_t, t[, y]), x_t in dtype() on device();
   // y (int64 [B]) is passed when defined.
   at::Tensor forward(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y = {}) const;
+  // The same evaluation through forward_with_features: the output and the bottleneck
+  // feature averaged over channels and flattened ([B, C, H, W] -> [B, H·W]; a [B, F]
+  // feature as it is). Only when has_features().
+  std::pair<at::Tensor, at::Tensor> forward_with_features(const at::Tensor& x_t, const at::Tensor& t,
+                                                          const at::Tensor& y = {}) const;
+  bool has_features() const;
+  // Width F of the reduced feature (probed at load); 0 without forward_with_features.
+  int64_t feature_dim() const;
   // x̂0 from the network output o at model time t (DESIGN.md §2 table), in o's dtype.
   at::Tensor x0_from_output(const at::Tensor& o, const at::Tensor& x_t, double t) const;
+  // The same with a per-sample model time t [B] (differentiable in x_t and t).
+  at::Tensor x0_from_output(const at::Tensor& o, const at::Tensor& x_t, const at::Tensor& t) const;
 
  private:
   struct Impl;
@@ -80,6 +92,9 @@ class ModelDenoiser final : public Denoiser {
  public:
   ModelDenoiser(const Model& model, c10::ScalarType state_dtype);
   Tensor denoise(const Tensor& x, double sigma) override;
+  Tensor denoise(const Tensor& x, const Tensor& sigma) override;
+  Denoised denoise_with_feature(const Tensor& x, double sigma) override;
+  int64_t feature_dim() const override;
 
   // The class of each row of the next batches (int64 [B]; undefined: the null class of a
   // conditional model) and the guidance scale w: D = D_null + w (D_class − D_null), both
@@ -97,11 +112,15 @@ class ModelDenoiser final : public Denoiser {
   void check_finite(const Grid& grid) const;
 
  private:
+  // One evaluation at a shared σ̃ (double) or per-sample σ̃ (Tensor [B]).
+  template <class S>
+  Denoised evaluate(const Tensor& x, const S& sigma, bool with_feature);
+
   const Model& model_;
   c10::ScalarType state_dtype_;
   at::Tensor labels_;
   double guidance_ = 1.0;
-  std::vector<double> sigmas_;
+  std::vector<double> sigmas_;  // σ̃ of each evaluation; NaN for per-sample σ̃
   std::vector<at::Tensor> finite_;  // per evaluation: the output's sum in float64
 };
 

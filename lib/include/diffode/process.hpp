@@ -1,6 +1,8 @@
 #pragma once
 // Noise processes x_t = alpha(t) x0 + sigma(t) eps and their link to the canonical
 // scaled space of DESIGN.md §2: sigma_tilde(t) = sigma(t) / alpha(t).
+#include <ATen/core/Tensor.h>
+
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -24,6 +26,12 @@ class Process {
   double dsigma(double t) const;  // d sigma / dt
   double sigma_tilde(double t) const;   // sigma / alpha, +inf where alpha = 0
   double time_of(double sigma_tilde) const;  // exact inverse of sigma_tilde
+  // The same, elementwise on per-sample values (differentiable; finite σ̃ only).
+  at::Tensor alpha(const at::Tensor& t) const;
+  at::Tensor sigma(const at::Tensor& t) const;
+  at::Tensor dalpha(const at::Tensor& t) const;
+  at::Tensor dsigma(const at::Tensor& t) const;
+  at::Tensor time_of(const at::Tensor& sigma_tilde) const;
   double t_min() const;  // default time range of the process
   double t_max() const;
 

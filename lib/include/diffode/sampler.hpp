@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "diffode/amed.hpp"
 #include "diffode/config.hpp"
+#include "diffode/model.hpp"
 #include "diffode/schedule.hpp"
 #include "diffode/solver.hpp"
 
@@ -20,7 +22,7 @@ namespace diffode {
 // x̃_1 = D(ε, inf) + σ_1 ε (with AFS: σ_1 ε, no evaluation), and the solver continues
 // from σ_1. `on_step(i)` runs after interval i.
 Tensor integrate(const SolverInfo& solver, Denoiser& den, const Tensor& eps, const Grid& grid,
-                 const SolverOptions& opt, bool denoise_to_zero, const StepCallback& on_step = [](int) {});
+                 const SolverOptions& opt, bool denoise_to_zero, const StepCallback& on_step = [](int, const Tensor&) {});
 
 // Model evaluations per sample of that integration, counted on a stand-in denoiser.
 int count_nfe(const SolverInfo& solver, const Grid& grid, const SolverOptions& opt, bool denoise_to_zero);
@@ -56,6 +58,15 @@ using ProgressFn = std::function<void(int64_t steps_done, int64_t steps_total, i
 // already in out_dir is kept and returned without sampling.
 nlohmann::json run_sample(const Config& cfg, const std::filesystem::path& out_dir,
                           const ProgressFn& progress = nullptr);
+
+// The config's steps or target NFE resolved into a grid for the model (InputError naming
+// the config key when the NFE cannot be hit).
+StepPlan plan_run(const Config& cfg, const ModelMeta& meta);
+// Labels and guidance of cfg.sampling against what the model offers (InputError if not).
+void check_conditioning(const Config& cfg, const Model& model);
+// The predictor of an AMED solver (solver.predictor), checked against model and plan;
+// nullopt for the other solvers.
+std::optional<AmedPredictor> load_run_predictor(const Config& cfg, const Model& model, const StepPlan& plan);
 
 // Sets LibTorch's intra-op threads: n, or every core when n = 0. Returns the number set.
 int set_threads(int n);

@@ -13,12 +13,49 @@ using Tensor = at::Tensor;
 // A strictly decreasing sigma_tilde grid sigma_0 > ... > sigma_N (N intervals).
 using Grid = std::vector<double>;
 
+// D and the model's bottleneck feature [B, F] from one evaluation (for AMED).
+struct Denoised {
+  Tensor x0;
+  Tensor feature;
+};
+
 // What a solver sees of the model: the denoiser D(x̃, σ̃) of DESIGN.md §2.
 // At σ̃ = +inf (a flow model at t = 1) the argument is ε = x̃/σ̃ instead of x̃.
 class Denoiser {
  public:
   virtual ~Denoiser() = default;
   virtual Tensor denoise(const Tensor& x, double sigma) = 0;
+  // D at a finite σ̃ > 0 of each sample (sigma: [B]); differentiable in x and sigma.
+  virtual Tensor denoise(const Tensor& x, const Tensor& sigma) = 0;
+  // D and the feature from the same evaluation; a denoiser without features gives
+  // zeros [B, feature_dim()].
+  virtual Denoised denoise_with_feature(const Tensor& x, double sigma);
+  // Width of the features it gives (1 for the zeros of a denoiser without features).
+  virtual int64_t feature_dim() const { return 1; }
+};
+
+// One AMED step's predicted parameters (DESIGN.md §4), each [B]: the mean-value point's
+// position r ∈ (0, 1) between σ_i and σ_{i+1}, the direction scale c and the time scale a.
+struct MeanValueStep {
+  Tensor r, c, a;
+};
+
+// g_φ of AMED: the step parameters of each sample from its feature [B, F] at σ_i.
+class StepPredictor {
+ public:
+  virtual ~StepPredictor() = default;
+  virtual MeanValueStep predict(const Tensor& feature, double sigma_cur, double sigma_next) const = 0;
+};
+
+// Constant step parameters: r = ½, c = a = 1 turns AMED into DPM-Solver-2 and the
+// plugins into their base solvers on the grid refined at geometric midpoints.
+class FixedStep final : public StepPredictor {
+ public:
+  explicit FixedStep(double r = 0.5, double c = 1.0, double a = 1.0) : r_(r), c_(c), a_(a) {}
+  MeanValueStep predict(const Tensor& feature, double sigma_cur, double sigma_next) const override;
+
+ private:
+  double r_, c_, a_;
 };
 
 // v(x̃, σ̃) = (x̃ − D(x̃, σ̃)) / σ̃: the probability-flow ODE's velocity (= ε̂).
@@ -27,10 +64,11 @@ Tensor velocity(Denoiser& den, const Tensor& x, double sigma);
 struct SolverOptions {
   bool afs = false;   // analytical first step: d_0 = x / sqrt(1 + σ_0²), no NFE
   int max_order = 0;  // multistep order cap; 0 = the solver's default
+  const StepPredictor* predictor = nullptr;  // the AMED solvers' g_φ (required by them)
 };
 
-// Called after each grid interval i (0-based) is completed.
-using StepCallback = std::function<void(int)>;
+// Called after each grid interval i (0-based) is completed, with the state x_{i+1}.
+using StepCallback = std::function<void(int, const Tensor&)>;
 
 // Integrates from x at grid.front() to grid.back() and returns the final state.
 // grid.front() is finite; grid.back() may be 0.
@@ -44,6 +82,8 @@ struct SolverInfo {
   int order;                // global convergence order
   int default_max_order;    // 0: max_order does not apply to this solver
   SolverFn fn;
+  bool learned = false;     // an AMED solver: needs a step predictor (SolverOptions::predictor)
+  bool multistep = false;   // keeps a history across intervals (AMED distillation runs it on its own trajectory)
 };
 
 // Every solver, in the order `diffode solvers` lists them.

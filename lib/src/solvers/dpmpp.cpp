@@ -9,16 +9,29 @@
 
 namespace diffode::solver_impl {
 
-namespace {
-
-// Order used on step i of n: warm up from 1, and with few steps (n < 10) fall back to
-// lower orders on the last steps ("lower_order_final"); a step to σ = 0 is first order.
-int step_order(int i, int n, int max_order, double t_next) {
+int dpmpp_step_order(int i, int n, int max_order, double t_next) {
   if (t_next == 0) return 1;
   int order = std::min(max_order, i + 1);
   if (n < 10) order = std::min(order, n - i);
   return order;
 }
+
+template <class T>
+Tensor dpmpp_step(const Tensor& x, const Tensor& m0, const Tensor& m_prev, const T& t_cur, const T& t_next,
+                  const T& h_prev, int order) {
+  using std::log, std::expm1;
+  const T h = log(t_cur / t_next);
+  const T phi_1 = expm1(-h);
+  if (order == 1) return x * (t_next / t_cur) - m0 * phi_1;
+  const T half_over_r0 = 0.5 * h / h_prev;  // x −= φ1 (m0 + (m0 − m_prev)/(2 r0)), r0 = h_prev / h
+  return x * (t_next / t_cur) - (m0 + (m0 - m_prev) * half_over_r0) * phi_1;
+}
+template Tensor dpmpp_step<double>(const Tensor&, const Tensor&, const Tensor&, const double&, const double&,
+                                   const double&, int);
+template Tensor dpmpp_step<Tensor>(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                   const Tensor&, int);
+
+namespace {
 
 Tensor dpmpp_multistep(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
                        const StepCallback& on_step, int max_order) {
@@ -28,34 +41,28 @@ Tensor dpmpp_multistep(Denoiser& den, Tensor x, const Grid& sigmas, const Solver
   for (int i = 0; i < n; ++i) {
     const double t_cur = sigmas[i], t_next = sigmas[i + 1];
     const Tensor m0 = i == 0 && opt.afs ? x - t_cur * first_velocity(den, x, t_cur, opt) : den.denoise(x, t_cur);
-    const int order = step_order(i, n, max_order, t_next);
+    const int order = dpmpp_step_order(i, n, max_order, t_next);
+    const double h = t_next == 0 ? 0.0 : std::log(t_cur / t_next);
     if (t_next == 0) {
       x = m0.clone();
+    } else if (order <= 2) {
+      x = dpmpp_step(x, m0, m_prev1, t_cur, t_next, h_prev1, order);
     } else {
-      const double h = std::log(t_cur / t_next);
       const double phi_1 = std::expm1(-h);
-      x.mul_(t_next / t_cur);
-      if (order == 1) {
-        x.add_(m0, -phi_1);
-      } else if (order == 2) {
-        const double r0 = h_prev1 / h;  // x −= φ1 (m0 + (m0 − m_prev1)/(2 r0))
-        x.add_(m0, -phi_1 * (1 + 0.5 / r0)).add_(m_prev1, phi_1 * 0.5 / r0);
-      } else {
-        const double r0 = h_prev1 / h, r1 = h_prev2 / h;
-        const Tensor d1_0 = (m0 - m_prev1) / r0, d1_1 = (m_prev1 - m_prev2) / r1;
-        const Tensor d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1);
-        const Tensor d2 = (d1_0 - d1_1) / (r0 + r1);
-        const double phi_2 = phi_1 / h + 1.0, phi_3 = phi_2 / h - 0.5;
-        // d1 ≈ h m', d2 ≈ h² m''/2 and the exact m'' weight is −h² φ3, so d2 takes −2 φ3.
-        // (With −φ3, as some code has it, the method is only second order: measured 2.0.)
-        x.add_(m0, -phi_1).add_(d1, phi_2).add_(d2, -2 * phi_3);
-      }
-      h_prev2 = h_prev1;
-      h_prev1 = h;
+      const double r0 = h_prev1 / h, r1 = h_prev2 / h;
+      const Tensor d1_0 = (m0 - m_prev1) / r0, d1_1 = (m_prev1 - m_prev2) / r1;
+      const Tensor d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1);
+      const Tensor d2 = (d1_0 - d1_1) / (r0 + r1);
+      const double phi_2 = phi_1 / h + 1.0, phi_3 = phi_2 / h - 0.5;
+      // d1 ≈ h m', d2 ≈ h² m''/2 and the exact m'' weight is −h² φ3, so d2 takes −2 φ3.
+      // (With −φ3, as some code has it, the method is only second order: measured 2.0.)
+      x.mul_(t_next / t_cur).add_(m0, -phi_1).add_(d1, phi_2).add_(d2, -2 * phi_3);
     }
+    h_prev2 = h_prev1;
+    h_prev1 = h;
     m_prev2 = m_prev1;
     m_prev1 = m0;
-    on_step(i);
+    on_step(i, x);
   }
   return x;
 }

@@ -9,18 +9,17 @@
 
 namespace diffode::solver_impl {
 
-namespace {
-
-// Fixed-step Adams–Bashforth weights of orders 1-4 (newest d first).
-const std::vector<std::vector<double>>& fixed_weights() {
+const std::vector<double>& ipndm_weights(int order) {
   static const std::vector<std::vector<double>> w = {
       {1.0},
       {3.0 / 2, -1.0 / 2},
       {23.0 / 12, -16.0 / 12, 5.0 / 12},
       {55.0 / 24, -59.0 / 24, 37.0 / 24, -9.0 / 24},
   };
-  return w;
+  return w.at(static_cast<size_t>(order - 1));
 }
+
+namespace {
 
 // Shared loop: `weights(i, order)` gives the combination of d_i, d_{i-1}, ...
 template <class Weights>
@@ -36,7 +35,7 @@ Tensor adams_bashforth(Denoiser& den, Tensor x, const Grid& sigmas, const Solver
     const std::vector<double> w = weights(i, order);
     const double h = t_next - t_cur;
     for (int j = 0; j < order; ++j) x.add_(d_hist[j], h * w[j]);
-    on_step(i);
+    on_step(i, x);
   }
   return x;
 }
@@ -72,7 +71,7 @@ std::vector<double> adams_bashforth_weights(const std::vector<double>& past, dou
 // iPNDM: fixed Adams–Bashforth weights whatever the step sizes.
 Tensor ipndm(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step) {
   return adams_bashforth(den, std::move(x), sigmas, opt, on_step,
-                         [](int, int order) { return fixed_weights()[order - 1]; });
+                         [](int, int order) { return ipndm_weights(order); });
 }
 
 // iPNDM with variable-step Adams–Bashforth weights from the actual σ's.

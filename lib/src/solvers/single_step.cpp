@@ -19,7 +19,7 @@ Tensor euler(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& o
     const double t_cur = sigmas[i], t_next = sigmas[i + 1];
     const Tensor d_cur = i == 0 ? first_velocity(den, x, t_cur, opt) : velocity(den, x, t_cur);
     x.add_(d_cur, t_next - t_cur);
-    on_step(i);
+    on_step(i, x);
   }
   return x;
 }
@@ -35,7 +35,7 @@ Tensor heun(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& op
     } else {
       x.add_(d_cur, h);
     }
-    on_step(i);
+    on_step(i, x);
   }
   return x;
 }
@@ -53,7 +53,7 @@ Tensor dpm2(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& op
     } else {
       x.add_(d_cur, h);
     }
-    on_step(i);
+    on_step(i, x);
   }
   return x;
 }

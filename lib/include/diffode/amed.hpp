@@ -1,0 +1,70 @@
+#pragma once
+// AMED step predictors (DESIGN.md §4): the TorchScript predictor file, its metadata and
+// checks, and `distill`, which trains one against a teacher solver through the frozen model.
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "diffode/config.hpp"
+#include "diffode/solver.hpp"
+
+namespace diffode {
+
+// g_φ as published: sinusoidal embeddings (dim 8) of log σ_i and log σ_{i+1} through one
+// shared Linear(8,8)+SiLU; the feature through Linear(F,128)+SiLU+Linear(128,4); the
+// concatenation (20) into sigmoid heads for r, c ∈ [1 − scale_dir, 1 + scale_dir] and
+// a ∈ [1 − scale_time, 1 + scale_time]. Stored as a TorchScript module
+// forward(feature [B,F], sigma_cur [B], sigma_next [B]) -> [B, 3] (r, c, a) with
+// metadata in `diffode_predictor.json`.
+class AmedPredictor final : public StepPredictor {
+ public:
+  // A new predictor whose heads start at zero: r = ½, c = a = 1 (DPM-Solver-2's midpoint).
+  static AmedPredictor create(int64_t feature_dim, double scale_dir, double scale_time, uint64_t seed);
+  // Loads a predictor file; InputError naming the file when it is missing or not one.
+  static AmedPredictor load(const std::filesystem::path& path);
+
+  MeanValueStep predict(const Tensor& feature, double sigma_cur, double sigma_next) const override;
+
+  // Written to a temporary name and renamed: never half-written.
+  void save(const std::filesystem::path& path) const;
+  std::vector<Tensor> parameters() const;
+  int64_t feature_dim() const;
+  const nlohmann::json& metadata() const;
+  void set_metadata(nlohmann::json meta);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// What a predictor is used with; `check_predictor` compares it with the metadata.
+struct PredictorUse {
+  std::string model_sha256;
+  std::string solver;
+  int steps = 0;
+  bool afs = false;
+  Grid grid;
+  int64_t feature_dim = 0;
+};
+
+// The metadata a predictor for `use` carries (plus what distillation adds).
+nlohmann::json predictor_identity(const PredictorUse& use, const ScheduleSpec& schedule);
+
+// InputError naming the file and every mismatch (model, solver, steps, AFS, schedule grid).
+void check_predictor(const AmedPredictor& p, const std::filesystem::path& file, const PredictorUse& use);
+
+// Reports distillation progress: iteration done, total, last training loss, best validation loss.
+using DistillProgressFn = std::function<void(int64_t it, int64_t total, double loss, double best_val)>;
+
+// `diffode distill`: trains the predictor of cfg's AMED solver against cfg.distill's teacher
+// and writes the best (lowest validation loss) to `out` whenever it improves. A predictor
+// already at `out` for the same use is continued from. Returns its metadata.
+nlohmann::json run_distill(const Config& cfg, const std::filesystem::path& out,
+                           const DistillProgressFn& progress = nullptr);
+
+}  // namespace diffode

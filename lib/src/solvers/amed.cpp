@@ -1,0 +1,179 @@
+// AMED (Zhou, Chen, Wang, Chen 2024, "Fast ODE-based Sampling for Diffusion Models in
+// Around 5 Steps"): by the mean value theorem the exact step ∫ v dσ over [σ_i, σ_{i+1}] is
+// h·v(x(s), s) for some s inside; a small predictor g_φ reads the model's bottleneck
+// feature at (x_i, σ_i) and gives s = σ_{i+1}^r σ_i^{1−r}, a direction scale c and a time
+// scale a. AMED-Solver takes one such step per interval; AMED-Plugin inserts s as an
+// extra point into a base solver. Every quantity that depends on the prediction is
+// per sample ([B]) and differentiable, so the same code runs sampling and distillation.
+// A step to σ = 0 has no interior point to learn: it is the base solver's own last step.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <deque>
+#include <stdexcept>
+
+#include "solvers/solvers.hpp"
+
+namespace diffode::solver_impl {
+
+namespace {
+
+const StepPredictor& predictor_of(const SolverOptions& opt) {
+  if (!opt.predictor) throw std::logic_error("an AMED solver was called without a step predictor");
+  return *opt.predictor;
+}
+
+// Per-sample values [B] as [B, 1, ...] against x.
+Tensor per_sample(const Tensor& v, const Tensor& x) {
+  std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
+  view[0] = v.size(0);
+  return v.to(x.scalar_type()).view(view);
+}
+
+// What an interval starts from: d_i = v(x_i, σ_i), D(x_i, σ_i) and the feature of that
+// same evaluation; AFS on the first interval (no evaluation, zero feature).
+struct Start {
+  Tensor d, x0, feature;
+};
+Start start_of(Denoiser& den, const Tensor& x, double t_cur, const SolverOptions& opt, int i) {
+  if (i == 0 && opt.afs) {
+    const Tensor d = first_velocity(den, x, t_cur, opt);
+    return {d, x - d * t_cur, at::zeros({x.size(0), den.feature_dim()}, x.options())};
+  }
+  Denoised e = den.denoise_with_feature(x, t_cur);
+  return {(x - e.x0) / t_cur, e.x0, e.feature};
+}
+
+// The predicted mean-value point of one interval: s [B] (geometric interpolation by r),
+// and r, c, a [B], all in x's dtype.
+struct Point {
+  Tensor s, r, c, a;
+};
+Point mean_value_point(const SolverOptions& opt, const Tensor& feature, double t_cur, double t_next,
+                       const Tensor& x) {
+  const MeanValueStep m = predictor_of(opt).predict(feature, t_cur, t_next);
+  const auto dt = x.scalar_type();
+  const Tensor r = m.r.to(dt);
+  return {at::exp(r * std::log(t_next) + (1.0 - r) * std::log(t_cur)), r, m.c.to(dt), m.a.to(dt)};
+}
+
+// d_s = (x_s − D(x_s, a·s)) / s: the velocity at the mean-value point, the model called
+// at the time-scaled a·s.
+Tensor velocity_at(Denoiser& den, const Tensor& x_s, const Point& p) {
+  return (x_s - den.denoise(x_s, p.a * p.s)) / per_sample(p.s, x_s);
+}
+
+// The single-step family: x_s = x + (s − σ_i) d_i, d_s, then `combine` gives x_{i+1}.
+template <class Combine>
+Tensor single_step(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
+                   const StepCallback& on_step, Combine combine) {
+  for (int i = 0; i < num_steps(sigmas); ++i) {
+    const double t_cur = sigmas[i], t_next = sigmas[i + 1], h = t_next - t_cur;
+    const Start st = start_of(den, x, t_cur, opt, i);
+    if (t_next == 0) {
+      x = x + st.d * h;
+    } else {
+      const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
+      const Tensor x_s = x + st.d * per_sample(p.s - t_cur, x);
+      x = combine(x, x_s, st.d, velocity_at(den, x_s, p), p, t_cur, t_next);
+    }
+    on_step(i, x);
+  }
+  return x;
+}
+
+// Σ_j w_j d_j over the newest `order` entries of the history (iPNDM's fixed weights).
+Tensor adams_bashforth_sum(const std::deque<Tensor>& d_hist, int max_order) {
+  const int order = std::min<int>(max_order, static_cast<int>(d_hist.size()));
+  const std::vector<double>& w = ipndm_weights(order);
+  Tensor sum = d_hist[0] * w[0];
+  for (int j = 1; j < order; ++j) sum = sum + d_hist[j] * w[j];
+  return sum;
+}
+
+}  // namespace
+
+// AMED-Solver: x_{i+1} = x_i + c·h·d_s.
+Tensor amed(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step) {
+  return single_step(den, std::move(x), sigmas, opt, on_step,
+                     [](const Tensor& x, const Tensor&, const Tensor&, const Tensor& d_s, const Point& p,
+                        double t_cur, double t_next) { return x + d_s * per_sample(p.c * (t_next - t_cur), x); });
+}
+
+// AMED-Plugin on Euler: Euler to s, then Euler from s with d_s scaled by c.
+Tensor amed_euler(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
+                  const StepCallback& on_step) {
+  return single_step(den, std::move(x), sigmas, opt, on_step,
+                     [](const Tensor&, const Tensor& x_s, const Tensor&, const Tensor& d_s, const Point& p, double,
+                        double t_next) { return x_s + d_s * per_sample(p.c * (t_next - p.s), x_s); });
+}
+
+// AMED-Plugin on DPM-Solver-2: x + c·h·(d_s/(2r) + (1 − 1/(2r))·d_i); r = ½ is DPM-Solver-2.
+Tensor amed_dpm2(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
+                 const StepCallback& on_step) {
+  return single_step(den, std::move(x), sigmas, opt, on_step,
+                     [](const Tensor& x, const Tensor&, const Tensor& d_cur, const Tensor& d_s, const Point& p,
+                        double t_cur, double t_next) {
+                       const Tensor w = per_sample(0.5 / p.r, x);
+                       return x + (d_s * w + d_cur * (1.0 - w)) * per_sample(p.c * (t_next - t_cur), x);
+                     });
+}
+
+// AMED-Plugin on iPNDM: two Adams–Bashforth sub-steps, σ_i → s → σ_{i+1}, over one
+// history of d's that holds the mean-value points too; the second scaled by c.
+Tensor amed_ipndm(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
+                  const StepCallback& on_step) {
+  const int max_order = opt.max_order > 0 ? opt.max_order : 4;
+  std::deque<Tensor> d_hist;  // newest first
+  auto push = [&](const Tensor& d) {
+    d_hist.push_front(d);
+    if (static_cast<int>(d_hist.size()) > max_order) d_hist.pop_back();
+  };
+  for (int i = 0; i < num_steps(sigmas); ++i) {
+    const double t_cur = sigmas[i], t_next = sigmas[i + 1];
+    const Start st = start_of(den, x, t_cur, opt, i);
+    push(st.d);
+    if (t_next == 0) {
+      x = x + adams_bashforth_sum(d_hist, max_order) * (t_next - t_cur);
+    } else {
+      const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
+      const Tensor x_s = x + adams_bashforth_sum(d_hist, max_order) * per_sample(p.s - t_cur, x);
+      push(velocity_at(den, x_s, p));
+      x = x_s + adams_bashforth_sum(d_hist, max_order) * per_sample(p.c * (t_next - p.s), x);
+    }
+    on_step(i, x);
+  }
+  return x;
+}
+
+// AMED-Plugin on DPM-Solver++(2M): two multistep sub-steps in λ, σ_i → s → σ_{i+1}, over one
+// history of data predictions that holds the mean-value points too; the second sub-step's
+// increment scaled by c. Orders follow DPM-Solver++(2M) on the refined grid.
+Tensor amed_dpmpp2m(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
+                    const StepCallback& on_step) {
+  const int n = num_steps(sigmas);
+  const int n_refined = 2 * n - (sigmas.back() == 0 ? 1 : 0);
+  Tensor m_prev, h_prev;  // data prediction at the previous point and the λ step from it, per sample
+  for (int i = 0; i < n; ++i) {
+    const double t_cur = sigmas[i], t_next = sigmas[i + 1];
+    const Start st = start_of(den, x, t_cur, opt, i);
+    if (t_next == 0) {
+      x = st.x0.clone();
+      on_step(i, x);
+      continue;
+    }
+    const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
+    const Tensor s = per_sample(p.s, x), cur = at::full_like(s, t_cur), next = at::full_like(s, t_next);
+    const Tensor x_s = dpmpp_step(x, st.x0, m_prev, cur, s, h_prev, dpmpp_step_order(2 * i, n_refined, 2, t_next));
+    const Tensor m_s = den.denoise(x_s, p.a * p.s);
+    const Tensor x_b = dpmpp_step(x_s, m_s, st.x0, s, next, at::log(cur / s),
+                                  dpmpp_step_order(2 * i + 1, n_refined, 2, t_next));
+    x = x_s + (x_b - x_s) * per_sample(p.c, x);
+    m_prev = m_s;
+    h_prev = at::log(s / next);
+    on_step(i, x);
+  }
+  return x;
+}
+
+}  // namespace diffode::solver_impl

@@ -1,0 +1,325 @@
+// AMED: the solvers against their training-free equivalents, per-sample σ and features in
+// the denoiser, predictor files and their checks, and distillation.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "diffode/amed.hpp"
+#include "diffode/error.hpp"
+#include "diffode/io.hpp"
+#include "diffode/model.hpp"
+#include "diffode/sampler.hpp"
+#include "diffode/schedule.hpp"
+#include "diffode/solver.hpp"
+#include "test_util.hpp"
+
+using namespace diffode;
+using nlohmann::json;
+using test::model_path;
+using test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+const Model& gauss() {
+  static const Model m = Model::load({model_path("gauss.pt"), "cpu", "float64"});
+  return m;
+}
+
+Tensor noise() { return make_noise(3, 0, 4, {3, 8, 8}).to(at::kDouble); }
+
+Tensor run(const std::string& solver, const Grid& g, const SolverOptions& opt, const Model& m = gauss()) {
+  ModelDenoiser den(m, at::kDouble);
+  return integrate(find_solver(solver), den, noise(), g, opt, false);
+}
+
+// The grid with each interval's geometric midpoint inserted (a last interval to 0 stays whole).
+Grid refined(const Grid& g) {
+  Grid out;
+  for (size_t i = 0; i + 1 < g.size(); ++i) {
+    out.push_back(g[i]);
+    if (g[i + 1] > 0) out.push_back(std::sqrt(g[i] * g[i + 1]));
+  }
+  out.push_back(g.back());
+  return out;
+}
+
+double max_diff(const Tensor& a, const Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+const Grid& poly_grid() {
+  static const Grid g = make_grid(test::schedule("polynomial"), 6, {0.002, 80.0, gauss().meta().process});
+  return g;
+}
+const Grid to_zero = {80.0, 10.0, 2.0, 0.5, 0.1, 0.0};
+
+}  // namespace
+
+TEST(AmedSolvers, MidpointAmedEqualsDpm2) {
+  const FixedStep midpoint;
+  for (bool afs : {false, true})
+    for (const Grid& g : {poly_grid(), to_zero}) {
+      const Tensor a = run("amed", g, {afs, 0, &midpoint}), b = run("dpm2", g, {afs, 0});
+      EXPECT_LT(max_diff(a, b), 1e-10) << "afs " << afs << " last sigma " << g.back();
+      EXPECT_GT(max_diff(a, run("euler", g, {afs, 0})), 1e-3);  // not trivially equal to anything
+    }
+}
+
+TEST(AmedSolvers, MidpointPluginsEqualTheirBasesOnTheRefinedGrid) {
+  const FixedStep midpoint;
+  for (bool afs : {false, true})
+    for (const Grid& g : {poly_grid(), to_zero}) {
+      for (const char* base : {"euler", "ipndm", "dpmpp2m"}) {
+        const Tensor a = run(std::string("amed+") + base, g, {afs, 0, &midpoint});
+        const Tensor b = run(base, refined(g), {afs, 0});
+        EXPECT_LT(max_diff(a, b), 1e-10) << base << " afs " << afs << " last sigma " << g.back();
+      }
+      EXPECT_LT(max_diff(run("amed+dpm2", g, {afs, 0, &midpoint}), run("dpm2", g, {afs, 0})), 1e-10);
+    }
+}
+
+TEST(AmedSolvers, MaxOrderReachesThePluginHistory) {
+  const FixedStep midpoint;
+  const Tensor a = run("amed+ipndm", poly_grid(), {false, 2, &midpoint});
+  EXPECT_LT(max_diff(a, run("ipndm", refined(poly_grid()), {false, 2})), 1e-10);
+  EXPECT_GT(max_diff(a, run("amed+ipndm", poly_grid(), {false, 4, &midpoint})), 1e-6);
+}
+
+TEST(AmedSolvers, DirectionAndTimeScalesAct) {
+  // c scales the step's increment: c = 1 + δ moves the result; a moves where D is called.
+  const FixedStep midpoint, longer(0.5, 1.05, 1.0), later(0.5, 1.0, 1.05), early(0.3);
+  const Tensor base = run("amed", poly_grid(), {false, 0, &midpoint});
+  for (const FixedStep* p : {&longer, &later, &early})
+    EXPECT_GT(max_diff(base, run("amed", poly_grid(), {false, 0, p})), 1e-4);
+}
+
+TEST(AmedSolvers, NfeRuleHolds) {
+  const FixedStep midpoint;
+  for (const auto& s : solvers()) {
+    if (!s.learned) continue;
+    for (const Grid& g : {poly_grid(), to_zero})
+      for (bool afs : {false, true}) {
+        const int n = static_cast<int>(g.size()) - 1;
+        EXPECT_EQ(count_nfe(s, g, {afs, 0, &midpoint}, false), 2 * n - (g.back() == 0 ? 1 : 0) - (afs ? 1 : 0))
+            << s.name;
+      }
+  }
+}
+
+TEST(AmedSolvers, WithoutAPredictorTheyRefuseToRun) {
+  EXPECT_THROW(run("amed", poly_grid(), {}), std::logic_error);
+}
+
+// ---------------------------------------------------------------- the denoiser
+
+TEST(AmedDenoiser, PerSampleSigmaEqualsTheSharedOneForEveryParameterization) {
+  for (const char* proc : {"edm", "vp", "flow"})
+    for (const char* pred : {"x0", "eps", "v", "velocity"}) {
+      const std::string name = std::string(proc) + "_" + pred + ".pt";
+      const Model m = Model::load({model_path("gauss/" + name), "cpu", "float64"});
+      ModelDenoiser den(m, at::kDouble);
+      const Tensor x = noise() * 3.0;
+      const Tensor shared = den.denoise(x, 3.0);
+      const Tensor per = den.denoise(x, at::full({4}, 3.0, at::kDouble));
+      EXPECT_LT(max_diff(shared, per), 1e-12) << name;
+      // and each row at its own σ as a batch of one
+      const Tensor sig = at::tensor({0.5, 2.0, 7.0, 30.0}, at::kDouble);
+      const Tensor mixed = den.denoise(x, sig);
+      for (int64_t k = 0; k < 4; ++k)
+        EXPECT_LT(max_diff(mixed[k], den.denoise(x.slice(0, k, k + 1), sig[k].item<double>())[0]), 1e-12) << name;
+    }
+}
+
+TEST(AmedDenoiser, PerSampleSigmaIsDifferentiable) {
+  // dD/dσ against a central difference, through the process's time map and the model.
+  const Model m = Model::load({model_path("gauss/vp_eps.pt"), "cpu", "float64"});
+  ModelDenoiser den(m, at::kDouble);
+  const Tensor x = noise();
+  const Tensor sigma = at::full({4}, 2.0, at::kDouble).requires_grad_(true);
+  den.denoise(x, sigma).sum().backward();
+  const double h = 1e-5;
+  const double fd = ((den.denoise(x, 2.0 + h) - den.denoise(x, 2.0 - h)).sum().item<double>()) / (2 * h);
+  EXPECT_NEAR(sigma.grad().sum().item<double>(), fd, 1e-5 * std::max(1.0, std::abs(fd)));
+}
+
+TEST(AmedDenoiser, FeaturesComeFromTheSameEvaluation) {
+  const Model m = Model::load({model_path("fmnist_flow.pt")});
+  ASSERT_TRUE(m.has_features());
+  EXPECT_EQ(m.feature_dim(), 49);  // 7x7 bottleneck, averaged over channels
+  ModelDenoiser den(m, at::kFloat);
+  den.set_condition(at::tensor({int64_t{1}, int64_t{7}}), 1.0);
+  const Tensor x = make_noise(0, 0, 2, {1, 28, 28});
+  const Denoised d = den.denoise_with_feature(x, 1.5);
+  EXPECT_EQ(d.feature.sizes(), (std::vector<int64_t>{2, 49}));
+  EXPECT_LT(max_diff(d.x0, den.denoise(x, 1.5)), 1e-5);
+  EXPECT_EQ(den.evaluations(), 2);
+  EXPECT_GT(d.feature.std().item<double>(), 0);
+
+  // a model without features gives zeros of width 1
+  ModelDenoiser plain(gauss(), at::kDouble);
+  const Denoised z = plain.denoise_with_feature(noise(), 1.0);
+  EXPECT_EQ(z.feature.sizes(), (std::vector<int64_t>{4, 1}));
+  EXPECT_EQ(z.feature.abs().sum().item<double>(), 0.0);
+}
+
+// ---------------------------------------------------------------- predictor files
+
+TEST(AmedPredictorFile, NewPredictorStartsAtTheMidpointAndRoundTrips) {
+  TempDir tmp;
+  AmedPredictor p = AmedPredictor::create(49, 0.05, 0.1, 7);
+  const Tensor f = at::randn({3, 49});
+  const MeanValueStep m = p.predict(f, 5.0, 2.0);
+  EXPECT_LT((m.r - 0.5).abs().max().item<double>(), 1e-7);
+  EXPECT_LT((m.c - 1).abs().max().item<double>(), 1e-7);
+  EXPECT_LT((m.a - 1).abs().max().item<double>(), 1e-7);
+
+  // move the heads, save, load: the same predictions and metadata
+  {
+    at::NoGradGuard g;
+    for (auto& t : p.parameters()) t.add_(at::randn(t.sizes()) * 0.3);
+  }
+  p.set_metadata({{"kind", "amed_predictor"}, {"note", "x"}});
+  p.save(tmp.path / "p.pt");
+  const AmedPredictor q = AmedPredictor::load(tmp.path / "p.pt");
+  const MeanValueStep a = p.predict(f, 5.0, 2.0), b = q.predict(f, 5.0, 2.0);
+  EXPECT_LT(max_diff(a.r, b.r) + max_diff(a.c, b.c) + max_diff(a.a, b.a), 1e-7);
+  EXPECT_EQ(q.metadata()["note"], "x");
+  EXPECT_EQ(q.feature_dim(), 49);
+  // the ranges hold whatever the weights
+  EXPECT_TRUE((a.r > 0).all().item<bool>() && (a.r < 1).all().item<bool>());
+  EXPECT_LE((a.c - 1).abs().max().item<double>(), 0.05 + 1e-7);
+  EXPECT_LE((a.a - 1).abs().max().item<double>(), 0.1 + 1e-7);
+  EXPECT_GT(max_diff(a.r, at::full_like(a.r, 0.5)), 1e-4);
+}
+
+TEST(AmedPredictorFile, MissingOrForeignFilesAreRefused) {
+  TempDir tmp;
+  EXPECT_NE(error_of([&] { AmedPredictor::load(tmp.path / "none.pt"); }).find("none.pt: file does not exist"),
+            std::string::npos);
+  std::ofstream(tmp.path / "junk.pt") << "not a zip";
+  EXPECT_NE(error_of([&] { AmedPredictor::load(tmp.path / "junk.pt"); }).find("not a loadable TorchScript archive"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { AmedPredictor::load(model_path("gauss.pt")); }).find("not a diffode AMED predictor"),
+            std::string::npos);
+}
+
+TEST(AmedPredictorFile, UseWithAnotherModelStepsScheduleOrSolverIsRefused) {
+  const Grid g = poly_grid();
+  const PredictorUse made{"abc", "amed", 6, false, g, 1};
+  AmedPredictor p = AmedPredictor::create(1, 0.05, 0.05, 0);
+  p.set_metadata(predictor_identity(made, test::schedule("polynomial")));
+  EXPECT_EQ(error_of([&] { check_predictor(p, "p.pt", made); }), "(no error)");
+
+  PredictorUse other = made;
+  other.model_sha256 = "def";
+  EXPECT_NE(error_of([&] { check_predictor(p, "p.pt", other); }).find("model sha256 \"abc\" (this run: \"def\")"),
+            std::string::npos);
+  other = made;
+  other.solver = "amed+ipndm";
+  EXPECT_NE(error_of([&] { check_predictor(p, "p.pt", other); }).find("solver \"amed\" (this run: \"amed+ipndm\")"),
+            std::string::npos);
+  other = made;
+  other.steps = 5;
+  other.grid = make_grid(test::schedule("polynomial"), 5, {0.002, 80.0, gauss().meta().process});
+  EXPECT_NE(error_of([&] { check_predictor(p, "p.pt", other); }).find("steps 6 (this run: 5)"), std::string::npos);
+  other = made;
+  other.grid = make_grid(test::schedule("logsnr"), 6, {0.002, 80.0, gauss().meta().process});
+  const std::string msg = error_of([&] { check_predictor(p, "p.pt", other); });
+  EXPECT_NE(msg.find("sigma grid"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("polynomial"), std::string::npos) << msg;
+  other = made;
+  other.afs = true;
+  EXPECT_NE(error_of([&] { check_predictor(p, "p.pt", other); }).find("afs false (this run: true)"), std::string::npos);
+  other = made;
+  other.feature_dim = 49;
+  EXPECT_NE(error_of([&] { check_predictor(p, "p.pt", other); }).find("feature width 1"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- distillation
+
+namespace {
+Config gmm_config(const std::string& solver, const fs::path& cache, int64_t iterations) {
+  ::setenv("DIFFODE_CACHE", cache.c_str(), 1);
+  json j = {{"model", {{"path", model_path("gmm2d.pt").string()}, {"threads", 1}}},
+            {"solver", {{"name", solver}, {"nfe", 5}}},
+            {"schedule", {{"name", "logsnr"}}},
+            {"distill", {{"trajectories", 512}, {"validation", 256}, {"batch_size", 128}, {"iterations", iterations},
+                         {"eval_every", 10}}}};
+  return parse_config(j, "gmm.json", ".");
+}
+}  // namespace
+
+TEST(AmedDistill, LowersTheErrorToTheTeacherOnGmm2d) {
+  TempDir tmp;
+  for (const char* solver : {"amed", "amed+ipndm"}) {
+    const fs::path out = tmp.path / (std::string(solver) + ".pt");
+    const json m = run_distill(gmm_config(solver, tmp.path / "cache", 60), out);
+    const double before = m["training"]["midpoint_validation_loss"], after = m["training"]["best_validation_loss"];
+    EXPECT_LT(after, 0.5 * before) << solver << " " << m.dump();
+    EXPECT_EQ(m["solver"], solver);
+    EXPECT_EQ(m["training"]["iterations_run"], 60);
+
+    // sampling with it uses it: the result differs from the untrained midpoint's
+    Config cfg = gmm_config(solver, tmp.path / "cache", 60);
+    const Model model = Model::load({cfg.model.path});
+    const StepPlan plan = plan_run(cfg, model.meta());
+    const std::optional<AmedPredictor> p = load_run_predictor(
+        parse_config({{"model", {{"path", cfg.model.path.string()}}},
+                      {"solver", {{"name", solver}, {"nfe", 5}, {"predictor", out.string()}}},
+                      {"schedule", {{"name", "logsnr"}}}},
+                     "gmm.json", "."),
+        model, plan);
+    ASSERT_TRUE(p.has_value());
+    const FixedStep midpoint;
+    const Tensor eps = make_noise(0, 0, 256, {2}).to(at::kDouble);
+    ModelDenoiser den(model, at::kDouble);
+    const Tensor a = integrate(find_solver(solver), den, eps, plan.grid, {plan.afs, 0, &*p}, false);
+    const Tensor b = integrate(find_solver(solver), den, eps, plan.grid, {plan.afs, 0, &midpoint}, false);
+    EXPECT_GT(max_diff(a, b), 1e-3) << solver;
+  }
+}
+
+TEST(AmedDistill, DeterministicAndContinuesWhereItStopped) {
+  TempDir tmp;
+  const json a = run_distill(gmm_config("amed+dpm2", tmp.path / "cache", 30), tmp.path / "a.pt");
+  const json b = run_distill(gmm_config("amed+dpm2", tmp.path / "cache", 30), tmp.path / "b.pt");
+  EXPECT_EQ(a["training"]["best_validation_loss"], b["training"]["best_validation_loss"]);
+  EXPECT_EQ(sha256_file(tmp.path / "a.pt").size(), 64u);
+  // a re-run with more iterations continues from the file
+  const json c = run_distill(gmm_config("amed+dpm2", tmp.path / "cache", 50), tmp.path / "a.pt");
+  EXPECT_EQ(c["training"]["iterations_run"], 50);
+  EXPECT_LE(c["training"]["best_validation_loss"].get<double>(), a["training"]["best_validation_loss"].get<double>());
+  // and a file for another setting is not overwritten
+  const std::string msg = error_of([&] { run_distill(gmm_config("amed", tmp.path / "cache", 5), tmp.path / "a.pt"); });
+  EXPECT_NE(msg.find("exists and is not a predictor for this setting"), std::string::npos) << msg;
+}
+
+TEST(AmedDistill, NeedsAnAmedStudentAndATrainingFreeTeacher) {
+  TempDir tmp;
+  EXPECT_NE(error_of([&] { run_distill(gmm_config("heun", tmp.path, 5), tmp.path / "x.pt"); })
+                .find("/solver/name: solver 'heun' uses no predictor"),
+            std::string::npos);
+  json j = {{"model", {{"path", model_path("gmm2d.pt").string()}}}, {"distill", {{"teacher", "amed"}}}};
+  EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); }).find("/distill/teacher: the teacher must be a training-free"),
+            std::string::npos);
+  j["distill"] = {{"teacher_points", 0}};
+  EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); }).find("/distill/teacher_points: must be >= 1"),
+            std::string::npos);
+  j["distill"] = json::object();
+  j["solver"] = {{"name", "heun"}, {"predictor", "p.pt"}};
+  EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); }).find("/solver/predictor: solver 'heun' takes no predictor"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(tmp.path / "x.pt"));
+}

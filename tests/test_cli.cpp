@@ -627,3 +627,69 @@ TEST_F(CliBadInput, CorruptStatistics) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- AMED: distill, predictors
+
+TEST(CliAmed, DistillThenSampleWithThePredictorAndDescribeIt) {
+  TempDir tmp;
+  ::setenv("DIFFODE_CACHE", (tmp.path / "cache").c_str(), 1);
+  const std::string sets =
+      " --set solver.name=amed+ipndm --set solver.nfe=5 --set distill.trajectories=256 --set distill.validation=64"
+      " --set distill.iterations=20 --set distill.eval_every=10 --set model.threads=1";
+  const fs::path config = repo() / "configs" / "gmm2d.json";
+  const CliResult d = run_cli("distill -c " + q(config) + sets + " -o p.pt", tmp.path);
+  ASSERT_EQ(d.code, 0) << d.output;
+  ASSERT_TRUE(fs::is_regular_file(tmp.path / "p.pt"));
+  EXPECT_TRUE(Contains(d.output, "iteration 20/20"));
+
+  const CliResult i = run_cli("info " + q(tmp.path / "p.pt"));
+  EXPECT_EQ(i.code, 0) << i.output;
+  EXPECT_TRUE(Contains(i.output, "AMED step predictor"));
+  EXPECT_TRUE(Contains(i.output, "amed+ipndm, 3 steps"));
+  EXPECT_TRUE(Contains(i.output, diffode::sha256_file(model_path("gmm2d.pt"))));
+
+  const CliResult s = run_cli("sample -c " + q(config) + sets + " --set solver.predictor=p.pt -o out", tmp.path);
+  ASSERT_EQ(s.code, 0) << s.output;
+  const json m = json::parse(read_file(tmp.path / "out" / "manifest.json"));
+  EXPECT_EQ(m["run"]["nfe"], 5);
+  EXPECT_EQ(m["run"]["solver"]["predictor"]["sha256"], diffode::sha256_file(tmp.path / "p.pt"));
+
+  // the same predictor at another NFE (other steps) or with another solver: refused, exit 2
+  const CliResult wrong_steps = run_cli("sample -c " + q(config) + sets + " --set solver.nfe=7 --set solver.predictor=p.pt -o o2", tmp.path);
+  EXPECT_EQ(wrong_steps.code, 2) << wrong_steps.output;
+  EXPECT_TRUE(Contains(wrong_steps.output, "steps 3 (this run: 4)"));
+  expect_clean_error(wrong_steps);
+  const CliResult wrong_solver = run_cli("sample -c " + q(config) + sets + " --set solver.name=amed --set solver.predictor=p.pt -o o3", tmp.path);
+  EXPECT_EQ(wrong_solver.code, 2) << wrong_solver.output;
+  EXPECT_TRUE(Contains(wrong_solver.output, "solver \"amed+ipndm\" (this run: \"amed\")"));
+  const CliResult wrong_model = run_cli("sample -c " + q(repo() / "configs" / "gauss.json") +
+                                            " --set solver.name=amed+ipndm --set solver.steps=3 --set solver.predictor=p.pt -o o4",
+                                        tmp.path);
+  EXPECT_EQ(wrong_model.code, 2) << wrong_model.output;
+  EXPECT_TRUE(Contains(wrong_model.output, "model sha256"));
+  for (const char* dir : {"o2", "o3", "o4"}) EXPECT_FALSE(fs::exists(tmp.path / dir)) << dir;
+}
+
+TEST(CliAmed, BadInputsAreNamed) {
+  TempDir tmp;
+  const fs::path config = repo() / "configs" / "gmm2d.json";
+  const CliResult no_pred = run_cli("sample -c " + q(config) + " --set solver.name=amed -o out", tmp.path);
+  EXPECT_EQ(no_pred.code, 2) << no_pred.output;
+  EXPECT_TRUE(Contains(no_pred.output, "/solver/predictor: solver 'amed' needs a step predictor file"));
+  const CliResult missing = run_cli("sample -c " + q(config) + " --set solver.name=amed --set solver.predictor=nope.pt -o out", tmp.path);
+  EXPECT_EQ(missing.code, 2) << missing.output;
+  EXPECT_TRUE(Contains(missing.output, "nope.pt: file does not exist"));
+  const CliResult not_amed = run_cli("distill -c " + q(config) + " -o p.pt", tmp.path);
+  EXPECT_EQ(not_amed.code, 2) << not_amed.output;
+  EXPECT_TRUE(Contains(not_amed.output, "solver 'dpmpp2m' uses no predictor"));
+  const CliResult no_out = run_cli("distill -c " + q(config) + " --set solver.name=amed", tmp.path);
+  EXPECT_EQ(no_out.code, 2) << no_out.output;
+  EXPECT_TRUE(Contains(no_out.output, "no predictor file to write"));
+  const CliResult corrupt = run_cli("sample -c " + q(config) + " --set solver.name=amed --set solver.predictor=" +
+                                        q(model_path("gmm2d.pt")) + " -o out",
+                                    tmp.path);
+  EXPECT_EQ(corrupt.code, 2) << corrupt.output;
+  EXPECT_TRUE(Contains(corrupt.output, "not a diffode AMED predictor"));
+  EXPECT_FALSE(fs::exists(tmp.path / "out"));
+  EXPECT_FALSE(fs::exists(tmp.path / "p.pt"));
+}

@@ -24,19 +24,21 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log debug messages");
   app.add_flag("-q,--quiet", quiet, "Log warnings and errors only");
 
-  diffode::cli::SampleArgs sample;
-  std::string out;
-  auto* sample_cmd = app.add_subcommand("sample", "Sample from a JSON config: grid.png, samples.npy, manifest.json");
-  sample_cmd->add_option("-c,--config", sample.config, "Config file (JSON)")->required();
-  sample_cmd->add_option("--set", sample.sets, "Override one config key: KEY=VALUE (VALUE as JSON, else a string)");
-  sample_cmd->add_option("-o,--out", out, "Output directory (default: output.dir, else runs/<config name>)");
-
-  diffode::cli::SampleArgs distill;
-  std::string distill_out;
-  auto* distill_cmd = app.add_subcommand("distill", "Train an AMED step predictor for the config's amed solver");
-  distill_cmd->add_option("-c,--config", distill.config, "Config file (JSON)")->required();
-  distill_cmd->add_option("--set", distill.sets, "Override one config key: KEY=VALUE (VALUE as JSON, else a string)");
-  distill_cmd->add_option("-o,--out", distill_out, "Predictor file to write (default: solver.predictor)");
+  // A command that runs a config: -c CONFIG, --set KEY=VALUE..., -o OUT.
+  auto config_command = [&app](const char* name, const char* help, diffode::cli::SampleArgs& args, std::string& out,
+                               const char* out_help) {
+    auto* cmd = app.add_subcommand(name, help);
+    cmd->add_option("-c,--config", args.config, "Config file (JSON)")->required();
+    cmd->add_option("--set", args.sets, "Override one config key: KEY=VALUE (VALUE as JSON, else a string)");
+    cmd->add_option("-o,--out", out, out_help);
+    return cmd;
+  };
+  diffode::cli::SampleArgs sample, distill;
+  std::string out, distill_out;
+  auto* sample_cmd = config_command("sample", "Sample from a JSON config: grid.png, samples.npy, manifest.json", sample,
+                                    out, "Output directory (default: output.dir, else runs/<config name>)");
+  auto* distill_cmd = config_command("distill", "Train an AMED step predictor for the config's AMED solver", distill,
+                                     distill_out, "Predictor file to write (default: solver.predictor)");
 
   std::string model_path;
   auto* info_cmd = app.add_subcommand("info", "Check a TorchScript model against the contract and describe it (or an AMED predictor)");

@@ -693,3 +693,28 @@ TEST(CliAmed, BadInputsAreNamed) {
   EXPECT_FALSE(fs::exists(tmp.path / "out"));
   EXPECT_FALSE(fs::exists(tmp.path / "p.pt"));
 }
+
+TEST(CliAmed, AKilledDistillationLeavesAUsablePredictorAndARerunContinues) {
+  TempDir tmp;
+  ::setenv("DIFFODE_CACHE", (tmp.path / "cache").c_str(), 1);
+  const std::string cmd = "distill -c " + q(repo() / "configs" / "gmm2d.json") +
+                          " --set solver.name=amed --set solver.nfe=5 --set distill.trajectories=256"
+                          " --set distill.validation=64 --set distill.batch_size=16 --set distill.iterations=1500"
+                          " --set distill.eval_every=5 --set model.threads=1 -o p.pt";
+  // SIGKILL after 2 s: no handler runs, so only what was committed by rename is there.
+  const CliResult killed = diffode::test::run_shell("timeout -s KILL 2 '" + std::string(DIFFODE_CLI) + "' " + cmd, tmp.path);
+  EXPECT_NE(killed.code, 0) << killed.output;
+  ASSERT_TRUE(fs::exists(tmp.path / "p.pt")) << killed.output;
+  const CliResult info = run_cli("info " + q(tmp.path / "p.pt"));
+  ASSERT_EQ(info.code, 0) << info.output;  // a complete, loadable predictor
+  const json before = json::parse(info.output.substr(info.output.find("training     ") + 13));
+  EXPECT_LT(before["iterations_run"].get<int>(), 1500) << "the run finished within 2 s: nothing was killed";
+
+  const CliResult rerun = run_cli(cmd, tmp.path);
+  ASSERT_EQ(rerun.code, 0) << rerun.output;
+  EXPECT_TRUE(Contains(rerun.output, "continuing")) << rerun.output;
+  const CliResult after = run_cli("info " + q(tmp.path / "p.pt"));
+  const json done = json::parse(after.output.substr(after.output.find("training     ") + 13));
+  EXPECT_EQ(done["iterations_run"], 1500);
+  EXPECT_LE(done["best_validation_loss"].get<double>(), before["best_validation_loss"].get<double>());
+}

@@ -53,15 +53,20 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs the diffode binary with `args` (a shell-quoted string), from `cwd`.
-inline CliResult run_cli(const std::string& args, const std::filesystem::path& cwd = repo()) {
-  const std::string cmd = "cd '" + cwd.string() + "' && '" + std::string(DIFFODE_CLI) + "' " + args + " 2>&1";
+// Runs a shell command line from `cwd`, stdout and stderr together.
+inline CliResult run_shell(const std::string& command, const std::filesystem::path& cwd) {
+  const std::string cmd = "cd '" + cwd.string() + "' && " + command + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf{};
   while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
   const int status = ::pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// Runs the diffode binary with `args` (a shell-quoted string), from `cwd`.
+inline CliResult run_cli(const std::string& args, const std::filesystem::path& cwd = repo()) {
+  return run_shell("'" + std::string(DIFFODE_CLI) + "' " + args, cwd);
 }
 
 }  // namespace diffode::test

@@ -673,23 +673,21 @@ TEST(CliAmed, DistillThenSampleWithThePredictorAndDescribeIt) {
 TEST(CliAmed, BadInputsAreNamed) {
   TempDir tmp;
   const fs::path config = repo() / "configs" / "gmm2d.json";
-  const CliResult no_pred = run_cli("sample -c " + q(config) + " --set solver.name=amed -o out", tmp.path);
-  EXPECT_EQ(no_pred.code, 2) << no_pred.output;
-  EXPECT_TRUE(Contains(no_pred.output, "/solver/predictor: solver 'amed' needs a step predictor file"));
-  const CliResult missing = run_cli("sample -c " + q(config) + " --set solver.name=amed --set solver.predictor=nope.pt -o out", tmp.path);
-  EXPECT_EQ(missing.code, 2) << missing.output;
-  EXPECT_TRUE(Contains(missing.output, "nope.pt: file does not exist"));
-  const CliResult not_amed = run_cli("distill -c " + q(config) + " -o p.pt", tmp.path);
-  EXPECT_EQ(not_amed.code, 2) << not_amed.output;
-  EXPECT_TRUE(Contains(not_amed.output, "solver 'dpmpp2m' uses no predictor"));
-  const CliResult no_out = run_cli("distill -c " + q(config) + " --set solver.name=amed", tmp.path);
-  EXPECT_EQ(no_out.code, 2) << no_out.output;
-  EXPECT_TRUE(Contains(no_out.output, "no predictor file to write"));
-  const CliResult corrupt = run_cli("sample -c " + q(config) + " --set solver.name=amed --set solver.predictor=" +
-                                        q(model_path("gmm2d.pt")) + " -o out",
-                                    tmp.path);
-  EXPECT_EQ(corrupt.code, 2) << corrupt.output;
-  EXPECT_TRUE(Contains(corrupt.output, "not a diffode AMED predictor"));
+  const std::string c = " -c " + q(config);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"sample" + c + " --set solver.name=amed -o out", "/solver/predictor: solver 'amed' needs a step predictor file"},
+      {"sample" + c + " --set solver.name=amed --set solver.predictor=nope.pt -o out", "nope.pt: file does not exist"},
+      {"distill" + c + " -o p.pt", "solver 'dpmpp2m' uses no predictor"},
+      {"distill" + c + " --set solver.name=amed", "no predictor file to write"},
+      {"sample" + c + " --set solver.name=amed --set solver.predictor=" + q(model_path("gmm2d.pt")) + " -o out",
+       "not a diffode AMED predictor"},
+  };
+  for (const auto& [args, message] : cases) {
+    const CliResult r = run_cli(args, tmp.path);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, message)) << args;
+    expect_clean_error(r);
+  }
   EXPECT_FALSE(fs::exists(tmp.path / "out"));
   EXPECT_FALSE(fs::exists(tmp.path / "p.pt"));
 }

@@ -118,7 +118,6 @@ int cmd_info(const fs::path& path) {
   set_threads(0);
   const ArchiveInfo archive = inspect_archive(path);
   if (!archive.predictor.is_null()) {
-    const AmedPredictor p = AmedPredictor::load(path);
     const nlohmann::json& m = archive.predictor;
     std::cout << "predictor    " << path.string() << " (AMED step predictor)\n"
               << "sha256       " << archive.sha256 << "\n"
@@ -127,7 +126,7 @@ int cmd_info(const fs::path& path) {
               << "model        " << m.value("model_path", "?") << " (sha256 " << m.value("model_sha256", "?") << ")\n"
               << "schedule     " << m.value("schedule", nlohmann::json()).dump() << "\n"
               << "sigmas       " << m.value("sigmas", nlohmann::json()).dump() << "\n"
-              << "features     " << p.feature_dim() << "\n"
+              << "features     " << m.value("feature_dim", nlohmann::json()).dump() << "\n"
               << "teacher      " << m.value("teacher", nlohmann::json()).dump() << "\n"
               << "training     " << m.value("training", nlohmann::json()).dump() << "\n";
     return 0;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 
 #include "diffode/amed.hpp"
@@ -111,7 +112,13 @@ struct Setup {
   Grid fine;
   int64_t k0;  // first interval the predictor acts on (1 when the grid starts at σ = inf)
   at::ScalarType dtype;
+  at::Tensor labels;  // class of every distillation trajectory, int64 (undefined: unconditional)
 };
+
+// The labels of trajectories `rows` (a slice or an index of s.labels); undefined if none.
+at::Tensor labels_at(const Setup& s, const std::function<at::Tensor(const at::Tensor&)>& rows) {
+  return s.labels.defined() ? rows(s.labels) : at::Tensor();
+}
 
 // Teacher states at the student's grid points for trajectories first..first+count-1 of the
 // distillation seeds: [count, N+1, *shape].
@@ -120,11 +127,9 @@ at::Tensor teacher_states(const Setup& s, ModelDenoiser& den, const Grid& fine, 
   const int n = s.plan.steps;
   const int per = (static_cast<int>(fine.size()) - 1) / n;  // fine intervals per student interval
   const at::Tensor eps = make_noise(s.cfg.distill.seed, first, count, meta.sample_shape).to(s.dtype);
-  SamplingConfig labels_cfg = s.cfg.sampling;
-  labels_cfg.seed = s.cfg.distill.seed;
-  const std::vector<int64_t> labels = sample_labels(labels_cfg, meta.num_classes, meta.sample_shape, first, count);
   den.reset();
-  den.set_condition(labels.empty() ? at::Tensor() : at::tensor(labels, at::kLong), s.cfg.sampling.guidance);
+  den.set_condition(labels_at(s, [&](const at::Tensor& l) { return l.slice(0, first, first + count); }),
+                    s.cfg.sampling.guidance);
   std::vector<at::Tensor> points(static_cast<size_t>(n) + 1);
   points[0] = std::isinf(fine.front()) ? eps : eps * fine.front();
   integrate(s.teacher, den, eps, fine, {}, false, [&](int j, const at::Tensor& x) {
@@ -136,11 +141,11 @@ at::Tensor teacher_states(const Setup& s, ModelDenoiser& den, const Grid& fine, 
 
 // The student's squared distance to the teacher over one batch of trajectories.
 at::Tensor student_loss(const Setup& s, ModelDenoiser& den, const AmedPredictor& pred, const at::Tensor& traj,
-                        const std::vector<int64_t>& labels) {
+                        const at::Tensor& labels) {
   const Grid& g = s.plan.grid;
   const int n = s.plan.steps;
   den.reset();
-  den.set_condition(labels.empty() ? at::Tensor() : at::tensor(labels, at::kLong), s.cfg.sampling.guidance);
+  den.set_condition(labels, s.cfg.sampling.guidance);
   at::Tensor loss = at::zeros({}, at::TensorOptions().dtype(s.dtype));
   auto target = [&](int64_t i) { return traj.select(1, i).to(s.dtype, false, true); };
   const SolverOptions first_opt{s.plan.afs && s.k0 == 0, s.cfg.solver.max_order, &pred};
@@ -159,12 +164,6 @@ at::Tensor student_loss(const Setup& s, ModelDenoiser& den, const AmedPredictor&
     }
   }
   return loss / static_cast<double>(n - s.k0);
-}
-
-std::vector<int64_t> labels_of(const Setup& s, int64_t first, int64_t count) {
-  SamplingConfig labels_cfg = s.cfg.sampling;
-  labels_cfg.seed = s.cfg.distill.seed;
-  return sample_labels(labels_cfg, s.model.meta().num_classes, s.model.meta().sample_shape, first, count);
 }
 
 }  // namespace
@@ -190,7 +189,7 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
   check_conditioning(cfg, model);
   const SigmaRange range{meta.sigma_min, meta.sigma_max, meta.process};
   const auto dtype = cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
-  Setup s{cfg, model, student, find_solver(dc.teacher), plan_run(cfg, meta), {}, 0, dtype};
+  Setup s{cfg, model, student, find_solver(dc.teacher), plan_run(cfg, meta), {}, 0, dtype, {}};
   s.k0 = std::isinf(s.plan.grid.front()) ? 1 : 0;
   if (s.plan.steps - s.k0 < 1)
     throw InputError(cfg.source + ": /solver: " + std::to_string(s.plan.steps) +
@@ -227,6 +226,10 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
 
   // Teacher trajectories: made once, cached by everything that determines them.
   const int64_t total = dc.trajectories + dc.validation;
+  SamplingConfig labels_cfg = cfg.sampling;  // the sampling labels, drawn for the distillation seeds
+  labels_cfg.seed = dc.seed;
+  if (const auto l = sample_labels(labels_cfg, meta.num_classes, meta.sample_shape, 0, total); !l.empty())
+    s.labels = at::tensor(l, at::kLong);
   const json key = {{"model", model.sha256()}, {"teacher", dc.teacher}, {"student_sigmas", identity["sigmas"]}, {"teacher_sigmas", json(s.fine)},
                     {"seed", dc.seed}, {"count", total}, {"labels", cfg.json["sampling"].value("labels", json())},
                     {"guidance", cfg.sampling.guidance}, {"precision", cfg.solver.precision},
@@ -274,7 +277,9 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
     int64_t count = 0;
     for (int64_t first = 0; first < dc.validation; first += dc.batch_size) {
       const int64_t c = std::min(dc.batch_size, dc.validation - first);
-      sum += student_loss(s, den, pred, val.slice(0, first, first + c), labels_of(s, dc.trajectories + first, c))
+      const int64_t row = dc.trajectories + first;
+      sum += student_loss(s, den, pred, val.slice(0, first, first + c),
+                          labels_at(s, [&](const at::Tensor& l) { return l.slice(0, row, row + c); }))
                  .item<double>() * static_cast<double>(c);
       count += c;
     }
@@ -333,11 +338,9 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
   for (int64_t it = done; it < dc.iterations; ++it) {
     at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(dc.seed + it));
     const at::Tensor idx = at::randperm(dc.trajectories, gen, at::kLong).slice(0, 0, dc.batch_size);
-    std::vector<int64_t> labels;
-    if (!labels_of(s, 0, 1).empty())
-      for (int64_t k = 0; k < idx.size(0); ++k) labels.push_back(labels_of(s, idx[k].item<int64_t>(), 1)[0]);
     adam.zero_grad();
-    const at::Tensor loss = student_loss(s, den, pred, train.index_select(0, idx), labels);
+    const at::Tensor loss = student_loss(s, den, pred, train.index_select(0, idx),
+                                         labels_at(s, [&](const at::Tensor& l) { return l.index_select(0, idx); }));
     last_loss = loss.item<double>();
     if (!std::isfinite(last_loss))
       throw InputError("distillation diverged at iteration " + std::to_string(it + 1) + " (training loss " +

@@ -353,9 +353,7 @@ at::Tensor Model::x0_from_output(const at::Tensor& o, const at::Tensor& x_t, dou
 
 at::Tensor Model::x0_from_output(const at::Tensor& o, const at::Tensor& x_t, const at::Tensor& t) const {
   const Process& p = impl_->meta.process;
-  std::vector<int64_t> view(static_cast<size_t>(x_t.dim()), 1);
-  view[0] = t.size(0);
-  auto v = [&](const at::Tensor& c) { return c.view(view); };
+  auto v = [&](const at::Tensor& c) { return per_sample(c, x_t); };
   return impl_->prediction->x0_per_sample(o, x_t, v(p.alpha(t)), v(p.sigma(t)), v(p.dalpha(t)), v(p.dsigma(t)));
 }
 
@@ -366,15 +364,6 @@ void ModelDenoiser::set_condition(const at::Tensor& labels, double guidance) {
   labels_ = labels;
   guidance_ = guidance;
 }
-
-namespace {
-// Per-sample values [B] as [B, 1, ...] against x.
-Tensor per_sample(const Tensor& v, const Tensor& x) {
-  std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
-  view[0] = v.size(0);
-  return v.view(view);
-}
-}  // namespace
 
 template <class S>
 Denoised ModelDenoiser::evaluate(const Tensor& x, const S& sigma, bool with_feature) {

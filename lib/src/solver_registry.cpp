@@ -6,6 +6,12 @@
 
 namespace diffode {
 
+Tensor per_sample(const Tensor& v, const Tensor& x) {
+  std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
+  view[0] = v.size(0);
+  return v.to(x.scalar_type()).view(view);
+}
+
 Tensor velocity(Denoiser& den, const Tensor& x, double sigma) {
   return (x - den.denoise(x, sigma)).div_(sigma);
 }

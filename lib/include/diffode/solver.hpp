@@ -58,6 +58,9 @@ class FixedStep final : public StepPredictor {
   double r_, c_, a_;
 };
 
+// Per-sample values v [B] as [B, 1, ...] in x's dtype, to broadcast over a batch x.
+Tensor per_sample(const Tensor& v, const Tensor& x);
+
 // v(x̃, σ̃) = (x̃ − D(x̃, σ̃)) / σ̃: the probability-flow ODE's velocity (= ε̂).
 Tensor velocity(Denoiser& den, const Tensor& x, double sigma);
 

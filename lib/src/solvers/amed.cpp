@@ -23,13 +23,6 @@ const StepPredictor& predictor_of(const SolverOptions& opt) {
   return *opt.predictor;
 }
 
-// Per-sample values [B] as [B, 1, ...] against x.
-Tensor per_sample(const Tensor& v, const Tensor& x) {
-  std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
-  view[0] = v.size(0);
-  return v.to(x.scalar_type()).view(view);
-}
-
 // What an interval starts from: d_i = v(x_i, σ_i), D(x_i, σ_i) and the feature of that
 // same evaluation; AFS on the first interval (no evaluation, zero feature).
 struct Start {

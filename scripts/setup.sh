@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ccache pkg-config
           libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libstb-dev libgtest-dev
+          libplplot-dev plplot-driver-cairo fonts-dejavu-core
           python3-torch python3-numpy dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do

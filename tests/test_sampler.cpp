@@ -9,6 +9,7 @@
 
 #include "diffode/config.hpp"
 #include "diffode/error.hpp"
+#include "diffode/run.hpp"
 #include "diffode/sampler.hpp"
 #include "diffode/io.hpp"
 #include "diffode/model.hpp"

@@ -15,6 +15,7 @@
 #include "diffode/io.hpp"
 #include "diffode/model.hpp"
 #include "diffode/quality.hpp"
+#include "diffode/run.hpp"
 #include "diffode/sampler.hpp"
 #include "diffode/schedule.hpp"
 #include "diffode/solver.hpp"
@@ -66,23 +67,65 @@ std::string num(double v) {
 
 }  // namespace
 
-int cmd_sample(const SampleArgs& args) {
-  const Config cfg = load_config(args.config, args.sets);
+namespace {
+
+// Runs one config, or a batch (several configs, or a sweep) with an index; prints the output
+// directory (and, for a comparison, its table).
+int run_configs(const SampleArgs& args, const RunFn& run, bool print_table) {
+  const std::vector<NamedConfig> runs = load_run_set(args.configs, args.sets);
+  RunOptions opt;
+  opt.resume = args.resume;
+  if (!args.shard.empty()) opt.shard = parse_shard(args.shard);
+  const Config& first = runs.front().config;
   fs::path out_dir;
   if (args.out)
     out_dir = fs::absolute(*args.out);
-  else if (cfg.output.dir)
-    out_dir = *cfg.output.dir;
+  else if (first.output.dir)
+    out_dir = *first.output.dir;
   else
-    out_dir = fs::absolute(fs::path("runs") / args.config.stem());
+    out_dir = fs::absolute(fs::path("runs") / args.configs.front().stem());
   Progress progress;
-  run_sample(cfg, out_dir, std::ref(progress));
+  opt.progress = std::ref(progress);
+  if (runs.size() == 1 && runs.front().sweep.empty()) {
+    const nlohmann::json result = run(first, out_dir, opt);
+    if (print_table) std::cout << compare_markdown(result) << "\n";
+    std::cout << (opt.shard.count > 1 ? out_dir / shard_dir_name(opt.shard) : out_dir).string() << "\n";
+    return 0;
+  }
+  const nlohmann::json index = run_batch(runs, out_dir, [&](const Config& cfg, const fs::path& dir, const RunOptions& o) {
+    nlohmann::json result = run(cfg, dir, o);
+    if (print_table) std::cout << "## " << dir.filename().string() << "\n\n" << compare_markdown(result) << "\n";
+    return result;
+  }, opt);
+  std::cout << out_dir.string() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int cmd_sample(const SampleArgs& args) { return run_configs(args, run_sample, false); }
+
+int cmd_compare(const SampleArgs& args) { return run_configs(args, run_compare, true); }
+
+int cmd_merge(const std::vector<fs::path>& dirs, const std::optional<fs::path>& out) {
+  fs::path out_dir;
+  if (out) {
+    out_dir = fs::absolute(*out);
+  } else if (dirs.size() == 1 && !fs::exists(dirs[0] / "shard.json")) {
+    out_dir = fs::absolute(dirs[0]);  // a run folder holding its shards
+  } else {
+    throw InputError("merge: give the output directory with -o (the shards are not all in one run folder)");
+  }
+  merge_shards(dirs, out_dir);
   std::cout << out_dir.string() << "\n";
   return 0;
 }
 
 int cmd_distill(const SampleArgs& args) {
-  const Config cfg = load_config(args.config, args.sets);
+  if (args.configs.size() != 1) throw InputError("distill: give one config (-c FILE), got " + std::to_string(args.configs.size()));
+  if (!args.shard.empty() || args.resume)
+    throw InputError("distill: --shard and --resume are for sample and compare (a re-run of distill continues by itself)");
+  const Config cfg = load_config(args.configs.front(), args.sets);
   fs::path out;
   if (args.out)
     out = fs::absolute(*args.out);

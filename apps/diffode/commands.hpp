@@ -8,12 +8,16 @@
 namespace diffode::cli {
 
 struct SampleArgs {
-  std::filesystem::path config;
+  std::vector<std::filesystem::path> configs;  // several, or one with a sweep: a batch run
   std::vector<std::string> sets;
   std::optional<std::filesystem::path> out;
+  std::string shard;  // "" (whole run), "i/n", "auto" or "auto/n"
+  bool resume = false;
 };
 
 int cmd_sample(const SampleArgs& args);
+int cmd_compare(const SampleArgs& args);
+int cmd_merge(const std::vector<std::filesystem::path>& dirs, const std::optional<std::filesystem::path>& out);
 int cmd_info(const std::filesystem::path& model);
 int cmd_distill(const SampleArgs& args);
 

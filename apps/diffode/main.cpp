@@ -24,21 +24,40 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log debug messages");
   app.add_flag("-q,--quiet", quiet, "Log warnings and errors only");
 
-  // A command that runs a config: -c CONFIG, --set KEY=VALUE..., -o OUT.
+  // A command that runs configs: -c CONFIG..., --set KEY=VALUE..., -o OUT (and for batch
+  // runs --resume, --shard).
   auto config_command = [&app](const char* name, const char* help, diffode::cli::SampleArgs& args, std::string& out,
-                               const char* out_help) {
+                               const char* out_help, bool batch) {
     auto* cmd = app.add_subcommand(name, help);
-    cmd->add_option("-c,--config", args.config, "Config file (JSON)")->required();
+    cmd->add_option("-c,--config", args.configs,
+                    batch ? "Config file(s) (JSON); several, or one with a \"sweep\", make a batch run" : "Config file (JSON)")
+        ->required();
     cmd->add_option("--set", args.sets, "Override one config key: KEY=VALUE (VALUE as JSON, else a string)");
     cmd->add_option("-o,--out", out, out_help);
+    if (batch) {
+      cmd->add_flag("--resume", args.resume,
+                    "Continue the run(s) in the output directory, keeping complete runs and batches; refuse if it holds "
+                    "another config's run");
+      cmd->add_option("--shard", args.shard,
+                      "Sample only shard I of N (I/N, 0-based), by seed; auto: from SLURM_ARRAY_TASK_ID/COUNT; auto/N: "
+                      "from JOB_COMPLETION_INDEX. Finish with 'diffode merge'");
+    }
     return cmd;
   };
-  diffode::cli::SampleArgs sample, distill;
-  std::string out, distill_out;
+  diffode::cli::SampleArgs sample, compare, distill;
+  std::string out, compare_out, distill_out;
   auto* sample_cmd = config_command("sample", "Sample from a JSON config: grid.png, samples.npy, manifest.json", sample,
-                                    out, "Output directory (default: output.dir, else runs/<config name>)");
+                                    out, "Output directory (default: output.dir, else runs/<config name>)", true);
+  auto* compare_cmd =
+      config_command("compare", "Compare the config's solvers at fixed NFEs against a reference solution", compare,
+                     compare_out, "Output directory (default: output.dir, else runs/<config name>)", true);
   auto* distill_cmd = config_command("distill", "Train an AMED step predictor for the config's AMED solver", distill,
-                                     distill_out, "Predictor file to write (default: solver.predictor)");
+                                     distill_out, "Predictor file to write (default: solver.predictor)", false);
+  std::vector<std::filesystem::path> merge_dirs;
+  std::string merge_out;
+  auto* merge_cmd = app.add_subcommand("merge", "Assemble the shards of a run (from --shard) into its outputs");
+  merge_cmd->add_option("dirs", merge_dirs, "Run folder holding shard-I-of-N folders, or the shard folders")->required();
+  merge_cmd->add_option("-o,--out", merge_out, "Output directory (default: the run folder, when one is given)");
 
   std::string model_path;
   auto* info_cmd = app.add_subcommand("info", "Check a TorchScript model against the contract and describe it (or an AMED predictor)");
@@ -84,6 +103,13 @@ int main(int argc, char** argv) {
       if (!out.empty()) sample.out = out;
       return diffode::cli::cmd_sample(sample);
     }
+    if (*compare_cmd) {
+      if (!compare_out.empty()) compare.out = compare_out;
+      return diffode::cli::cmd_compare(compare);
+    }
+    if (*merge_cmd)
+      return diffode::cli::cmd_merge(merge_dirs, merge_out.empty() ? std::nullopt
+                                                                   : std::optional<std::filesystem::path>(merge_out));
     if (*distill_cmd) {
       if (!distill_out.empty()) distill.out = distill_out;
       return diffode::cli::cmd_distill(distill);
@@ -96,6 +122,10 @@ int main(int argc, char** argv) {
   } catch (const diffode::InputError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
+  } catch (const diffode::OutputError& e) {
+    std::cerr << "error: " << e.what()
+              << "\n(complete batches are kept: free space or fix permissions, then run the same command with --resume)\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "internal error: " << e.what() << "\n";
     return 1;

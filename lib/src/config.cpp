@@ -1,6 +1,8 @@
 #include "diffode/config.hpp"
 
+#include <cctype>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "diffode/error.hpp"
@@ -17,7 +19,7 @@ namespace {
 
 // ---- a small schema: what keys exist, their JSON types and defaults ----
 
-enum class Kind { Bool, Int, Number, NumberOrInf, String, Path, NumberList, IntList, IntListOrString, Object };
+enum class Kind { Bool, Int, Number, NumberOrInf, String, Path, NumberList, IntList, IntListOrString, Object, ObjectList };
 
 struct Field {
   std::string key;
@@ -39,6 +41,7 @@ const char* kind_text(Kind k) {
     case Kind::IntList: return "a list of integers";
     case Kind::IntListOrString: return "a list of integers or a string";
     case Kind::Object: return "an object";
+    case Kind::ObjectList: return "a list of objects";
   }
   return "?";
 }
@@ -52,6 +55,11 @@ bool has_kind(const json& v, Kind k) {
     case Kind::String:
     case Kind::Path: return v.is_string();
     case Kind::Object: return v.is_object();
+    case Kind::ObjectList:
+      if (!v.is_array()) return false;
+      for (const auto& e : v)
+        if (!e.is_object()) return false;
+      return true;
     case Kind::IntListOrString: return v.is_string() || has_kind(v, Kind::IntList);
     case Kind::NumberList:
     case Kind::IntList:
@@ -93,16 +101,17 @@ const std::vector<Field>& config_schema() {
                                 {"threads", Kind::Int, 0},
                                 {"dtype", Kind::String, "float32"}};
     for (const auto& f : metadata_fields()) model.push_back(f);
+    const std::vector<Field> solver = {{"name", Kind::String, "heun"},     {"steps", Kind::Int},
+                                       {"nfe", Kind::Int},                 {"afs", Kind::Bool},
+                                       {"precision", Kind::String, "float64"}, {"max_order", Kind::Int, 0},
+                                       {"predictor", Kind::Path}};
+    // A compared solver: the solver object without steps/nfe (compare.nfe gives those), and a label.
+    std::vector<Field> compared = {{"label", Kind::String}};
+    for (const auto& f : solver)
+      if (f.key != "steps" && f.key != "nfe") compared.push_back(f);
     return std::vector<Field>{
         {"model", Kind::Object, json::object(), model, true},
-        {"solver", Kind::Object, json::object(),
-         {{"name", Kind::String, "heun"},
-          {"steps", Kind::Int},
-          {"nfe", Kind::Int},
-          {"afs", Kind::Bool},
-          {"precision", Kind::String, "float64"},
-          {"max_order", Kind::Int, 0},
-          {"predictor", Kind::Path}}},
+        {"solver", Kind::Object, json::object(), solver},
         {"schedule", Kind::Object, json::object(),
          {{"name", Kind::String, "polynomial"},
           {"rho", Kind::Number},
@@ -126,6 +135,12 @@ const std::vector<Field>& config_schema() {
           {"seed", Kind::Int, 1000000000},
           {"scale_dir", Kind::Number, 0.05},
           {"scale_time", Kind::Number, 0.05}}},
+        {"compare", Kind::Object, nullptr,
+         {{"solvers", Kind::ObjectList, nullptr, compared, true},
+          {"nfe", Kind::IntList, nullptr, {}, true},
+          {"reference", Kind::Object, json::object(),
+           {{"name", Kind::String, "dpmpp3m"}, {"steps", Kind::Int, 200}, {"tolerance", Kind::Number, 0.01}}},
+          {"grid_samples", Kind::Int, 8}}},
         {"eval", Kind::Object, nullptr,
          {{"features", Kind::Path, nullptr, {}, true}, {"stats", Kind::Path, nullptr, {}, true}}},
         {"output", Kind::Object, json::object(),
@@ -168,6 +183,9 @@ void check_object(json& obj, const std::vector<Field>& fields, const std::string
       throw InputError(where + ": " + ptr + ": expected " + kind_text(f->kind) + ", got " +
                        describe(it.value()));
     if (f->kind == Kind::Object) check_object(it.value(), f->children, where, ptr, false);
+    if (f->kind == Kind::ObjectList)
+      for (size_t i = 0; i < it.value().size(); ++i)
+        check_object(it.value()[i], f->children, where, ptr + "/" + std::to_string(i), false);
   }
   for (const auto& f : fields) {
     if (obj.contains(f.key)) continue;
@@ -187,6 +205,8 @@ void resolve_paths(json& obj, const std::vector<Field>& fields, const fs::path& 
     if (!obj.contains(f.key)) continue;
     json& v = obj[f.key];
     if (f.kind == Kind::Object) resolve_paths(v, f.children, base);
+    if (f.kind == Kind::ObjectList && v.is_array())
+      for (auto& e : v) resolve_paths(e, f.children, base);
     if (f.kind == Kind::Path && v.is_string()) {
       fs::path p = v.get<std::string>();
       if (p.is_relative()) v = (base / p).lexically_normal().string();
@@ -206,40 +226,67 @@ const Field* field_at(const std::vector<std::string>& parts) {
   return f;
 }
 
-// Applies one `--set a.b=value`.
-void apply_set(json& root, const std::string& set) {
-  const auto eq = set.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw InputError("--set '" + set + "': expected KEY=VALUE, e.g. solver.name=heun");
-  const std::string key = set.substr(0, eq), text = set.substr(eq + 1);
-  json value;
-  try {
-    value = json::parse(text);
-  } catch (const json::parse_error&) {
-    value = text;  // not JSON: a plain string
-  }
+// "a.b.c" -> {"a", "b", "c"}; `what` names the key's origin in messages.
+std::vector<std::string> split_key(const std::string& key, const std::string& what) {
   std::vector<std::string> parts;
   std::stringstream ss(key);
   for (std::string p; std::getline(ss, p, '.');) {
-    if (p.empty()) throw InputError("--set '" + set + "': empty name in key '" + key + "'");
+    if (p.empty()) throw InputError(what + ": empty name in key '" + key + "'");
     parts.push_back(p);
   }
+  if (parts.empty() || key.back() == '.') throw InputError(what + ": empty name in key '" + key + "'");
+  return parts;
+}
+
+// Sets root[a][b]... = value; a relative Path value resolves against `base`.
+void set_value(json& root, const std::vector<std::string>& parts, json value, const fs::path& base,
+               const std::string& what) {
   json* node = &root;
   std::string ptr;
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     ptr += "/" + parts[i];
     json& child = (*node)[parts[i]];
     if (child.is_null()) child = json::object();
-    if (!child.is_object())
-      throw InputError("--set '" + set + "': " + ptr + " is " + describe(child) + ", not an object");
+    if (!child.is_object()) throw InputError(what + ": " + ptr + " is " + describe(child) + ", not an object");
     node = &child;
   }
   const Field* f = field_at(parts);
   if (f && f->kind == Kind::Path && value.is_string()) {
     fs::path p = value.get<std::string>();
-    if (p.is_relative()) value = (fs::current_path() / p).lexically_normal().string();
+    if (p.is_relative()) value = (base / p).lexically_normal().string();
   }
-  (*node)[parts.back()] = value;
+  (*node)[parts.back()] = std::move(value);
+}
+
+// "key=value" of --set: the key and its value (JSON, else a plain string).
+std::pair<std::string, json> parse_set(const std::string& set) {
+  const auto eq = set.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw InputError("--set '" + set + "': expected KEY=VALUE, e.g. solver.name=heun");
+  const std::string text = set.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    value = text;  // not JSON: a plain string
+  }
+  return {set.substr(0, eq), value};
+}
+
+// Applies one `--set a.b=value` (paths against the working directory).
+void apply_set(json& root, const std::string& set) {
+  auto [key, value] = parse_set(set);
+  set_value(root, split_key(key, "--set '" + set + "'"), std::move(value), fs::current_path(), "--set '" + set + "'");
+}
+
+// Every leaf key of the schema as "a.b", for suggestions.
+void leaf_keys(const std::vector<Field>& fields, const std::string& prefix, std::vector<std::string>& out) {
+  for (const auto& f : fields) {
+    if (f.kind == Kind::Object)
+      leaf_keys(f.children, prefix + f.key + ".", out);
+    else
+      out.push_back(prefix + f.key);
+  }
 }
 
 std::optional<int> opt_int(const json& obj, const char* key) {
@@ -276,7 +323,8 @@ void validate_model_metadata(const json& meta, const std::string& where, bool al
   check_object(copy, metadata_fields(), where, "", allow_extra_keys);
 }
 
-Config load_config(const fs::path& file, const std::vector<std::string>& sets) {
+namespace {
+json read_config_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     const char* why = fs::exists(file) ? "cannot be read" : "does not exist";
@@ -284,15 +332,109 @@ Config load_config(const fs::path& file, const std::vector<std::string>& sets) {
   }
   std::stringstream buf;
   buf << in.rdbuf();
-  json j = parse_json_text(buf.str(), file.string());
+  return parse_json_text(buf.str(), file.string());
+}
+
+// A short, file-name-safe text of a swept value: strings bare, paths by file name.
+std::string value_name(const json& v) {
+  std::string text = v.is_string() ? fs::path(v.get<std::string>()).filename().string() : v.dump();
+  std::string out;
+  for (char c : text) out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '-' ? c : '_';
+  return out.empty() ? "_" : out;
+}
+}  // namespace
+
+Config load_config(const fs::path& file, const std::vector<std::string>& sets) {
+  json j = read_config_file(file);
   fs::path base = fs::absolute(file).parent_path();
   return parse_config(std::move(j), file.string(), base, sets);
+}
+
+std::vector<NamedConfig> load_run_set(const std::vector<fs::path>& files, const std::vector<std::string>& sets) {
+  std::vector<NamedConfig> runs;
+  for (const auto& file : files) {
+    json j = read_config_file(file);
+    const std::string source = file.string();
+    const fs::path base = fs::absolute(file).parent_path();
+    const std::string prefix = files.size() > 1 ? file.stem().string() : "";
+    if (!j.is_object() || !j.contains("sweep")) {
+      runs.push_back({prefix.empty() ? file.stem().string() : prefix, json::object(),
+                      parse_config(std::move(j), source, base, sets)});
+      continue;
+    }
+    const json sweep = j["sweep"];
+    j.erase("sweep");
+    if (!sweep.is_object() || sweep.empty())
+      throw InputError(source + ": /sweep: expected an object of KEY: [values...] (e.g. {\"solver.nfe\": [5, 10]}), got " +
+                       describe(sweep));
+    std::vector<std::string> known;
+    leaf_keys(config_schema(), "", known);
+    std::vector<std::pair<std::vector<std::string>, json>> axes;
+    for (auto it = sweep.begin(); it != sweep.end(); ++it) {
+      const std::string ptr = source + ": /sweep/" + it.key();
+      const auto parts = split_key(it.key(), ptr);
+      const Field* f = field_at(parts);
+      if (!f || f->kind == Kind::Object) throw InputError(ptr + ": " + unknown_name_message("config key", it.key(), known));
+      for (const auto& set : sets)
+        if (parse_set(set).first == it.key())
+          throw InputError(ptr + ": --set '" + set + "' sets a swept key; drop one of them");
+      if (!it.value().is_array() || it.value().empty())
+        throw InputError(ptr + ": expected a non-empty list of values, got " + describe(it.value()));
+      for (size_t i = 0; i < it.value().size(); ++i) {  // each value alone, so a bad one is named
+        json one = j;
+        set_value(one, parts, it.value()[i], base, ptr);
+        try {
+          parse_config(std::move(one), source, base, sets);
+        } catch (const InputError& e) {
+          std::string msg = e.what();
+          if (msg.rfind(source + ": ", 0) == 0) msg = msg.substr(source.size() + 2);
+          throw InputError(ptr + "/" + std::to_string(i) + ": value " + it.value()[i].dump() + ": " + msg);
+        }
+      }
+      axes.emplace_back(parts, it.value());
+    }
+    // The cartesian product, the last key varying fastest.
+    std::vector<size_t> index(axes.size(), 0);
+    for (bool more = true; more;) {
+      json point = j, values = json::object();
+      std::string name = prefix;
+      for (size_t a = 0; a < axes.size(); ++a) {
+        const json& v = axes[a].second[index[a]];
+        std::string key;
+        for (const auto& p : axes[a].first) key += (key.empty() ? "" : ".") + p;
+        set_value(point, axes[a].first, v, base, source + ": /sweep/" + key);
+        values[key] = v;
+        name += (name.empty() ? "" : "_") + axes[a].first.back() + "-" + value_name(v);
+      }
+      try {
+        runs.push_back({name, values, parse_config(std::move(point), source, base, sets)});
+      } catch (const InputError& e) {
+        throw InputError(std::string(e.what()) + " (in the sweep point " + values.dump() + ")");
+      }
+      more = false;
+      for (size_t a = axes.size(); a-- > 0;) {
+        if (++index[a] < axes[a].second.size()) {
+          more = true;
+          break;
+        }
+        index[a] = 0;
+      }
+    }
+  }
+  // Unique directory names.
+  std::map<std::string, int> seen;
+  for (auto& r : runs)
+    if (int n = ++seen[r.name]; n > 1) r.name += "-" + std::to_string(n);
+  return runs;
 }
 
 Config parse_config(json j, const std::string& source, const fs::path& base_dir,
                     const std::vector<std::string>& sets) {
   const auto& schema = config_schema();
   if (!j.is_object()) throw InputError(source + ": /: expected an object, got " + describe(j));
+  if (j.contains("sweep"))
+    throw InputError(source + ": /sweep: a sweep makes several runs; 'diffode sample' and 'diffode compare' expand "
+                              "it, this command takes a single run");
   resolve_paths(j, schema, base_dir);
   for (const auto& s : sets) apply_set(j, s);
   check_object(j, schema, source, "", false);
@@ -447,6 +589,57 @@ Config parse_config(json j, const std::string& source, const fs::path& base_dir,
   // eval
   if (j.contains("eval"))
     c.eval = EvalConfig{j["eval"]["features"].get<std::string>(), j["eval"]["stats"].get<std::string>()};
+
+  // compare
+  if (j.contains("compare")) {
+    const json& cj = j["compare"];
+    CompareConfig cc;
+    cc.nfe = cj["nfe"].get<std::vector<int>>();
+    if (cc.nfe.empty()) fail("/compare/nfe", "is an empty list: give the NFEs to compare at, e.g. [5, 10, 20]");
+    for (size_t i = 0; i < cc.nfe.size(); ++i)
+      if (cc.nfe[i] < 1) fail("/compare/nfe/" + std::to_string(i), "must be >= 1, got " + std::to_string(cc.nfe[i]));
+    if (cj["solvers"].empty()) fail("/compare/solvers", "is an empty list: give the solvers to compare");
+    std::vector<std::string> labels;
+    for (size_t i = 0; i < cj["solvers"].size(); ++i) {
+      const std::string ptr = "/compare/solvers/" + std::to_string(i);
+      json obj = cj["solvers"][i];
+      const std::string label = obj.value("label", obj.value("name", std::string("heun")));
+      obj.erase("label");
+      json probe = j;  // the solver as a whole config, to check it as the sample command would
+      probe.erase("compare");
+      probe["solver"] = obj;
+      probe["solver"]["nfe"] = cc.nfe[0];
+      try {
+        parse_config(std::move(probe), source, "/");
+      } catch (const InputError& e) {
+        std::string msg = e.what();
+        if (const auto at = msg.find(": /solver"); at != std::string::npos) msg.replace(at, 9, ": " + ptr);
+        throw InputError(msg);
+      }
+      if (std::find(labels.begin(), labels.end(), label) != labels.end())
+        fail(ptr, "label '" + label + "' is used twice: give each compared solver its own \"label\"");
+      labels.push_back(label);
+      obj["label"] = label;
+      cc.solvers.push_back(obj);
+    }
+    const json& ref = cj["reference"];
+    cc.reference_solver = ref["name"].get<std::string>();
+    try {
+      if (find_solver(cc.reference_solver).learned)
+        fail("/compare/reference/name", "the reference must be a training-free solver, got '" + cc.reference_solver + "'");
+    } catch (const InputError& e) {
+      if (std::string(e.what()).rfind(source, 0) == 0) throw;
+      fail("/compare/reference/name", e.what());
+    }
+    cc.reference_steps = ref["steps"].get<int>();
+    if (cc.reference_steps < 2) fail("/compare/reference/steps", "must be >= 2, got " + ref["steps"].dump());
+    cc.reference_tolerance = ref["tolerance"].get<double>();
+    if (!(cc.reference_tolerance > 0))
+      fail("/compare/reference/tolerance", "must be > 0, got " + ref["tolerance"].dump());
+    cc.grid_samples = cj["grid_samples"].get<int>();
+    if (cc.grid_samples < 0) fail("/compare/grid_samples", "must be >= 0, got " + cj["grid_samples"].dump());
+    c.compare = std::move(cc);
+  }
 
   // output
   const json& o = j["output"];

@@ -93,13 +93,6 @@ class Adam {
   int64_t t_ = 0;
 };
 
-fs::path cache_dir() {
-  if (const char* d = std::getenv("DIFFODE_CACHE"); d && *d) return d;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "diffode";
-  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "diffode";
-  return fs::temp_directory_path() / "diffode-cache";
-}
-
 using Clock = std::chrono::steady_clock;
 
 // Everything one distillation run works with.

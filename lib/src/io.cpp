@@ -1,6 +1,8 @@
 #include "diffode/io.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <array>
@@ -156,7 +158,7 @@ AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
   tmp_ = path_;
   tmp_ += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 1000000);
   f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) throw std::runtime_error("cannot create " + tmp_.string() + ": " + errno_text());
+  if (!f_) throw OutputError("cannot create " + tmp_.string() + ": " + errno_text());
 }
 
 AtomicFile::~AtomicFile() {
@@ -170,24 +172,24 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::write(const void* data, size_t size) {
   if (!f_) throw std::logic_error("AtomicFile::write after commit: " + path_.string());
   if (size && std::fwrite(data, 1, size, f_) != size)
-    throw std::runtime_error("cannot write " + path_.string() + ": " + errno_text());
+    throw OutputError("cannot write " + path_.string() + ": " + errno_text());
 }
 
 void AtomicFile::commit() {
   if (std::fflush(f_) != 0 || ::fsync(::fileno(f_)) != 0)
-    throw std::runtime_error("cannot write " + path_.string() + ": " + errno_text());
+    throw OutputError("cannot write " + path_.string() + ": " + errno_text());
   std::FILE* f = f_;
   f_ = nullptr;
   if (std::fclose(f) != 0) {
     std::error_code ec;
     fs::remove(tmp_, ec);
-    throw std::runtime_error("cannot write " + path_.string() + ": " + errno_text());
+    throw OutputError("cannot write " + path_.string() + ": " + errno_text());
   }
   std::error_code ec;
   fs::rename(tmp_, path_, ec);
   if (ec) {
     fs::remove(tmp_, ec);
-    throw std::runtime_error("cannot rename onto " + path_.string() + ": " + ec.message());
+    throw OutputError("cannot rename onto " + path_.string() + ": " + ec.message());
   }
 }
 
@@ -195,6 +197,38 @@ void write_file_atomic(const fs::path& path, const std::string& bytes) {
   AtomicFile f(path);
   f.write(bytes);
   f.commit();
+}
+
+// ---- run directory lock ----
+
+DirLock::DirLock(const fs::path& dir) : path_(dir / ".lock") {
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw OutputError("cannot create the lock file " + path_.string() + ": " + errno_text());
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {0};
+    const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    throw InputError(dir.string() + " is being written by another diffode process" +
+                     (n > 0 ? " (pid " + std::string(pid, static_cast<size_t>(n)) + ")" : std::string()) +
+                     "; wait for it to finish or give another output directory");
+  }
+  const std::string me = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size()))
+    spdlog::debug("could not write the pid into {}", path_.string());
+}
+
+DirLock::~DirLock() {
+  if (fd_ < 0) return;
+  ::unlink(path_.c_str());
+  ::close(fd_);
+}
+
+fs::path cache_dir() {
+  if (const char* d = std::getenv("DIFFODE_CACHE"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "diffode";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "diffode";
+  return fs::temp_directory_path() / "diffode-cache";
 }
 
 // ---- PNG ----

@@ -68,6 +68,16 @@ struct EvalConfig {
   std::filesystem::path stats;     // its reference statistics (JSON)
 };
 
+// `diffode compare`: solvers side by side at fixed NFEs against a reference solution.
+struct CompareConfig {
+  std::vector<nlohmann::json> solvers;  // solver objects (config "solver" keys but steps/nfe), each with a "label"
+  std::vector<int> nfe;                 // target NFEs; each cell uses the largest reachable NFE <= target
+  std::string reference_solver = "dpmpp3m";
+  int reference_steps = 200;            // checked against half as many steps
+  double reference_tolerance = 0.01;    // RMSE between the two above which the reference is refused
+  int grid_samples = 8;                 // columns of compare_grid.png
+};
+
 struct OutputConfig {
   std::optional<std::filesystem::path> dir;  // unset: runs/<config name> in the working directory
   int grid_cols = 8;
@@ -85,6 +95,7 @@ struct Config {
   SamplingConfig sampling;
   DistillConfig distill;
   std::optional<EvalConfig> eval;
+  std::optional<CompareConfig> compare;
   OutputConfig output;
 };
 
@@ -92,6 +103,18 @@ struct Config {
 // resolves relative paths (from the file: against its folder; from --set: against the
 // working directory) and validates. Throws InputError naming file, pointer and problem.
 Config load_config(const std::filesystem::path& file, const std::vector<std::string>& sets = {});
+
+// One run of a batch: a config file, or one point of its "sweep" (an object of
+// "key.path": [values...], expanded as a cartesian product, the last key fastest).
+struct NamedConfig {
+  std::string name;         // unique in the set: the file's stem (several files) and the swept values
+  nlohmann::json sweep;     // the swept keys and their values in this run ({} without a sweep)
+  Config config;
+};
+// The runs of several config files (each with or without a sweep), `sets` applied to all.
+// Bad sweeps (unknown key, empty list, a value of the wrong type) name /sweep/KEY[/i].
+std::vector<NamedConfig> load_run_set(const std::vector<std::filesystem::path>& files,
+                                      const std::vector<std::string>& sets = {});
 
 // The same from JSON already in memory; `base_dir` resolves relative paths in it.
 Config parse_config(nlohmann::json j, const std::string& source,

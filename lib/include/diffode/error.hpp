@@ -13,6 +13,13 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A file that cannot be written (a full disk, no permission): the CLI exits with code 1
+// and says so; complete batches of a run are kept for a re-run.
+class OutputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // The registered name closest to `name` (edit distance), or "" if none is close.
 std::string nearest_name(const std::string& name, const std::vector<std::string>& candidates);
 

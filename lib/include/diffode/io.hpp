@@ -34,6 +34,25 @@ class AtomicFile {
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
 
+// Holds `dir`/.lock (flock) while alive, so two processes never write one run directory:
+// a second one gets an InputError naming the holder's pid. The lock ends with the process
+// even when it is killed; the file is removed when the holder lets go.
+class DirLock {
+ public:
+  explicit DirLock(const std::filesystem::path& dir);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+};
+
+// Where diffode caches teacher trajectories and reference solutions: $DIFFODE_CACHE,
+// else $XDG_CACHE_HOME/diffode, else ~/.cache/diffode.
+std::filesystem::path cache_dir();
+
 // An 8-bit image, rows top to bottom, `channels` interleaved (1 = gray, 3 = RGB).
 struct Image {
   int width = 0, height = 0, channels = 1;

@@ -1,6 +1,6 @@
 #pragma once
 // From noise to samples: the integration driver shared by all solvers, NFE planning,
-// per-sample seeded noise, and the `sample` run with its outputs (DESIGN.md §3, §6, §8).
+// per-sample seeded noise and labels, and a config made ready to sample (DESIGN.md §3, §6).
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
@@ -50,15 +50,6 @@ Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<
 std::vector<int64_t> sample_labels(const SamplingConfig& s, int64_t num_classes, const std::vector<int64_t>& shape,
                                    int64_t first, int64_t count);
 
-// Reports progress of a run: steps done out of total, samples done.
-using ProgressFn = std::function<void(int64_t steps_done, int64_t steps_total, int64_t samples_done)>;
-
-// The `sample` command: runs the config and writes grid.png, samples.npy, samples/<seed>.png
-// and manifest.json into out_dir. Returns the manifest. A complete run of the same config
-// already in out_dir is kept and returned without sampling.
-nlohmann::json run_sample(const Config& cfg, const std::filesystem::path& out_dir,
-                          const ProgressFn& progress = nullptr);
-
 // The config's steps or target NFE resolved into a grid for the model (InputError naming
 // the config key when the NFE cannot be hit).
 StepPlan plan_run(const Config& cfg, const ModelMeta& meta);
@@ -67,6 +58,33 @@ void check_conditioning(const Config& cfg, const Model& model);
 // The predictor of an AMED solver (solver.predictor), checked against model and plan;
 // nullopt for the other solvers.
 std::optional<AmedPredictor> load_run_predictor(const Config& cfg, const Model& model, const StepPlan& plan);
+
+// The config's model, loaded and probed (InputError naming what is wrong).
+Model load_run_model(const Config& cfg);
+
+// A config ready to sample on its model: step plan, predictor and conditioning, checked.
+class SampleJob {
+ public:
+  SampleJob(Config cfg, Model model);  // InputError when the config cannot run on the model
+  // Samples first..first+count-1 of the config's seeds as one batch: float32 on the CPU,
+  // [count, *sample_shape]. `on_step` runs after each solver step. InputError on NaN/Inf.
+  at::Tensor sample(int64_t first, int64_t count, const std::function<void()>& on_step = nullptr) const;
+  std::vector<int64_t> labels(int64_t first, int64_t count) const;
+  // What determines the samples (config, model, solver, σ grid, NFE): manifest's "run".
+  const nlohmann::json& identity() const { return identity_; }
+  const Config& config() const { return cfg_; }
+  const Model& model() const { return model_; }
+  const StepPlan& plan() const { return plan_; }
+  const SolverInfo& solver() const { return *solver_; }
+
+ private:
+  Config cfg_;
+  Model model_;
+  const SolverInfo* solver_;
+  StepPlan plan_;
+  std::optional<AmedPredictor> predictor_;
+  nlohmann::json identity_;
+};
 
 // Sets LibTorch's intra-op threads: n, or every core when n = 0. Returns the number set.
 int set_threads(int n);

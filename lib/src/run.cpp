@@ -1,0 +1,385 @@
+// The `sample` run on disk: batches streamed into parts/, finished into the outputs of
+// DESIGN.md §8; shards of a run and their merge; the lock and resume rules.
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+
+#include "diffode/error.hpp"
+#include "diffode/io.hpp"
+#include "diffode/quality.hpp"
+#include "diffode/run.hpp"
+#include "diffode/sampler.hpp"
+#include "images.hpp"
+#include "run_dir.hpp"
+
+namespace diffode {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------- shards
+
+namespace {
+std::optional<long> env_long(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (*end) throw InputError("--shard: environment variable " + std::string(name) + "='" + v + "' is not an integer");
+  return x;
+}
+
+long parse_count(const std::string& text, const std::string& what) {
+  char* end = nullptr;
+  const long x = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end) throw InputError("--shard '" + what + "': '" + text + "' is not an integer");
+  return x;
+}
+}  // namespace
+
+Shard parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  const std::string first = text.substr(0, slash);
+  long index = 0, count = 0;
+  if (first == "auto") {
+    if (slash == std::string::npos) {
+      const auto id = env_long("SLURM_ARRAY_TASK_ID"), n = env_long("SLURM_ARRAY_TASK_COUNT");
+      if (!id || !n)
+        throw InputError("--shard auto: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set (not a Slurm array "
+                         "job); give --shard I/N, or --shard auto/N with JOB_COMPLETION_INDEX");
+      index = *id - env_long("SLURM_ARRAY_TASK_MIN").value_or(0);
+      count = *n;
+    } else {
+      count = parse_count(text.substr(slash + 1), text);
+      const auto id = env_long("JOB_COMPLETION_INDEX");
+      const auto slurm = env_long("SLURM_ARRAY_TASK_ID");
+      if (!id && !slurm)
+        throw InputError("--shard " + text + ": neither JOB_COMPLETION_INDEX nor SLURM_ARRAY_TASK_ID is set");
+      index = id ? *id : *slurm - env_long("SLURM_ARRAY_TASK_MIN").value_or(0);
+    }
+  } else {
+    if (slash == std::string::npos) throw InputError("--shard '" + text + "': expected I/N (e.g. 0/4), auto or auto/N");
+    index = parse_count(first, text);
+    count = parse_count(text.substr(slash + 1), text);
+  }
+  if (count < 1) throw InputError("--shard " + text + ": the number of shards must be >= 1, got " + std::to_string(count));
+  if (index < 0 || index >= count)
+    throw InputError("--shard " + text + ": shard index " + std::to_string(index) + " is outside [0, " +
+                     std::to_string(count - 1) + "]");
+  return {static_cast<int>(index), static_cast<int>(count)};
+}
+
+std::string shard_dir_name(const Shard& shard) {
+  return "shard-" + std::to_string(shard.index) + "-of-" + std::to_string(shard.count);
+}
+
+// ---------------------------------------------------------------- the run
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string number_text(double v) { return std::isinf(v) ? "inf" : json(v).dump(); }
+
+json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  json j = json::parse(in, nullptr, false);
+  return j.is_discarded() ? json() : j;
+}
+
+// Batches [first, last) of a run of n_batches split into shard.count parts, by seed.
+std::pair<int64_t, int64_t> shard_batches(const Shard& shard, int64_t n_batches) {
+  return {n_batches * shard.index / shard.count, n_batches * (shard.index + 1) / shard.count};
+}
+
+// The finished outputs of a run from its complete parts: samples.npy, samples/<seed>.png,
+// grid.png, manifest.json. Everything written depends only on the config (`run`) and the
+// parts' bytes, so one machine, shards and resumed runs give the same files.
+json finish_run(const json& run, const std::vector<fs::path>& part_files, const fs::path& out_dir) {
+  const Config cfg = parse_config(run["config"], "the run's config", "/");
+  const json& meta = run["model"]["metadata"];
+  const auto shape = meta["sample_shape"].get<std::vector<int64_t>>();
+  const double lo = meta["data_range"][0].get<double>(), hi = meta["data_range"][1].get<double>();
+  const int64_t num_classes = meta.value("num_classes", int64_t{0});
+  const int64_t n = cfg.sampling.num_samples, seed = cfg.sampling.seed;
+  const std::vector<int64_t> labels = sample_labels(cfg.sampling, num_classes, shape, 0, n);
+
+  std::optional<FeatureModel> features;
+  std::optional<QualityMeter> meter;
+  std::optional<ReferenceStats> reference;
+  if (cfg.eval) {
+    features = FeatureModel::load(cfg.eval->features, shape, cfg.model.device);
+    reference = load_reference_stats(cfg.eval->stats);
+    check_reference(*features, *reference, cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
+    meter.emplace(*features);
+  }
+  std::vector<int64_t> npy_shape = {n};
+  npy_shape.insert(npy_shape.end(), shape.begin(), shape.end());
+  std::optional<AtomicFile> npy;
+  if (cfg.output.npy) {
+    npy.emplace(out_dir / "samples.npy");
+    npy->write(npy_header(npy_shape));
+  }
+  if (cfg.output.png) fs::create_directories(out_dir / "samples");
+  std::vector<Image> tiles;
+  std::vector<float> points;
+  std::vector<std::string> files;
+  int64_t k = 0;
+  for (const auto& file : part_files) {
+    const NpyArray part = read_npy(file);
+    const int64_t count = part.shape.at(0);
+    std::vector<int64_t> part_shape = part.shape;
+    const Tensor x = at::from_blob(const_cast<float*>(part.data.data()), part_shape, at::kFloat);
+    if (meter)
+      meter->add(x, std::vector<int64_t>(labels.begin() + k, labels.begin() + k + count), num_classes);
+    if (npy) npy->write(part.data.data(), part.data.size() * sizeof(float));
+    for (int64_t i = 0; i < count; ++i, ++k) {
+      if (is_point_shape(shape)) {
+        points.insert(points.end(), part.data.begin() + 2 * i, part.data.begin() + 2 * i + 2);
+        continue;
+      }
+      if (!is_image_shape(shape)) continue;
+      if (static_cast<int64_t>(tiles.size()) >= cfg.output.grid_max && !cfg.output.png) continue;
+      Image img = to_image(x[i], lo, hi);
+      if (cfg.output.png) write_file_atomic(out_dir / ("samples/" + std::to_string(seed + k) + ".png"), encode_png(img));
+      if (static_cast<int64_t>(tiles.size()) < cfg.output.grid_max) tiles.push_back(std::move(img));
+    }
+  }
+  if (k != n) throw std::logic_error("finish_run: parts hold " + std::to_string(k) + " samples, expected " + std::to_string(n));
+  if (npy) {
+    npy->commit();
+    files.push_back("samples.npy");
+  }
+  if (cfg.output.png)
+    for (int64_t i = 0; i < n; ++i) files.push_back("samples/" + std::to_string(seed + i) + ".png");
+  if (!tiles.empty() || !points.empty()) {
+    const Image grid = points.empty() ? tile(tiles, cfg.output.grid_cols) : scatter(points, lo, hi);
+    write_file_atomic(out_dir / "grid.png", encode_png(grid, "diffode", run.dump()));
+    files.push_back("grid.png");
+  } else {
+    spdlog::info("sample shape {} is neither an image nor a 2-D point: no grid.png", json(shape).dump());
+  }
+  json quality = nullptr;
+  if (meter) {
+    const double fd = frechet_distance(meter->stats(), reference->stats);
+    const auto agreement = meter->class_agreement();
+    quality = {{"frechet_distance", fd},
+               {"class_agreement", agreement ? json(*agreement) : json(nullptr)},
+               {"samples", meter->count()},
+               {"feature_model", {{"path", cfg.eval->features.string()}, {"sha256", features->sha256()}}},
+               {"reference_stats", cfg.eval->stats.string()}};
+    spdlog::info("Fréchet distance {:.4f} over {} samples{}", fd, meter->count(),
+                 agreement ? fmt::format(", class agreement {:.1f}%", 100 * *agreement) : "");
+  }
+  json manifest = {
+      {"run", run},
+      {"seeds", {{"first", seed}, {"count", n}, {"rule", "sample k uses seed first + k"}}},
+      {"labels", labels},
+      {"files", files},
+      {"quality", quality},
+  };
+  write_file_atomic(out_dir / "manifest.json", manifest.dump(2) + "\n");
+  return manifest;
+}
+
+// True if out_dir holds a complete run whose identity equals `run`.
+bool run_complete(const fs::path& out_dir, const json& run) {
+  const json m = read_json_file(out_dir / "manifest.json");
+  if (!m.is_object() || !m.contains("run") || m["run"] != run || !m.contains("files")) return false;
+  std::error_code ec;
+  for (const auto& f : m["files"])
+    if (!f.is_string() || !fs::exists(out_dir / f.get<std::string>(), ec)) return false;
+  return true;
+}
+
+}  // namespace
+
+json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& opt) {
+  const auto t_start = Clock::now();
+  const int threads = set_threads(cfg.model.threads);
+  c10::InferenceMode inference;
+  const SampleJob job(cfg, load_run_model(cfg));
+  const double load_s = seconds_since(t_start);
+  const ModelMeta& meta = job.model().meta();
+  const StepPlan& plan = job.plan();
+  if (cfg.eval) {  // bad evaluation files are bad input before any sampling
+    const FeatureModel features = FeatureModel::load(cfg.eval->features, meta.sample_shape, cfg.model.device);
+    check_reference(features, load_reference_stats(cfg.eval->stats), cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
+  }
+  const json& run = job.identity();
+
+  const bool sharded = opt.shard.count > 1;
+  const fs::path dir = sharded ? out_dir / shard_dir_name(opt.shard) : out_dir;
+  CreatedDirs created;
+  check_writable_dir(dir, created);
+  const DirLock lock(dir);
+  if (!sharded && run_complete(dir, run)) {
+    spdlog::info("{} already holds this run, complete: nothing to do", dir.string());
+    remove_parts(dir);
+    created.keep();
+    return read_json_file(dir / "manifest.json");
+  }
+  if (sharded) {
+    const json done = read_json_file(dir / "shard.json");
+    if (done.is_object() && done.value("run", json()) == run) {
+      spdlog::info("{} already holds this shard, complete: nothing to do", dir.string());
+      created.keep();
+      return done;
+    }
+  }
+  RunParts parts(dir, run, opt.resume);
+
+  spdlog::info("model {} ({}, {} prediction, process {}), sample shape {}", job.model().path().filename().string(),
+               job.model().sha256().substr(0, 12), meta.prediction, meta.process.name(), json(meta.sample_shape).dump());
+  spdlog::info("solver {} with {} steps = {} NFE{}, schedule {} from sigma {} to {}, {} threads", job.solver().name,
+               plan.steps, plan.nfe, plan.afs ? " (afs)" : "", cfg.schedule.spec.name, number_text(plan.grid.front()),
+               number_text(plan.grid.back()), threads);
+
+  const int64_t n = cfg.sampling.num_samples, batch = cfg.sampling.batch_size;
+  const int64_t n_batches = (n + batch - 1) / batch;
+  const auto [b_first, b_last] = shard_batches(opt.shard, n_batches);
+  int64_t resumed = 0;
+  for (int64_t b = b_first; b < b_last; ++b) resumed += parts.complete(b * batch, std::min(batch, n - b * batch));
+  if (resumed)
+    spdlog::info("resuming: {} of {} batches already complete in {}", resumed, b_last - b_first, dir.string());
+  if (sharded)
+    spdlog::info("shard {} of {}: batches {}..{} of {} (samples {}..{})", opt.shard.index, opt.shard.count, b_first,
+                 b_last - 1, n_batches, b_first * batch, std::min(n, b_last * batch) - 1);
+
+  const int64_t steps_total = static_cast<int64_t>(plan.steps) * (b_last - b_first - resumed);
+  int64_t steps_done = 0, samples_done = 0;
+  const auto t_sample = Clock::now();
+  for (int64_t b = b_first; b < b_last; ++b) {
+    const int64_t first = b * batch, count = std::min(batch, n - first);
+    if (parts.complete(first, count)) continue;
+    const Tensor x = job.sample(first, count, [&] {
+      ++steps_done;
+      if (opt.progress) opt.progress(steps_done, steps_total, samples_done);
+    });
+    parts.write(first, x);
+    samples_done += count;
+    if (opt.progress) opt.progress(steps_done, steps_total, samples_done);
+    spdlog::debug("batch of {} done ({} of {} samples)", count, first + count, n);
+  }
+  const double sample_s = seconds_since(t_sample);
+  const json timings = {{"load_s", load_s},
+                        {"sample_s", sample_s},
+                        {"samples_sampled", samples_done},
+                        {"batches_resumed", resumed},
+                        {"samples_per_s", samples_done > 0 ? json(static_cast<double>(samples_done) / sample_s) : json(nullptr)},
+                        {"threads", threads}};
+
+  if (sharded) {
+    json shard = {{"run", run},
+                  {"shard", {{"index", opt.shard.index}, {"count", opt.shard.count}}},
+                  {"batches", {{"first", b_first}, {"last", b_last}, {"batch_size", batch}}},
+                  {"timings", timings}};
+    write_file_atomic(dir / "shard.json", shard.dump(2) + "\n");
+    created.keep();
+    spdlog::info("shard {} of {}: {} samples in {:.2f} s -> {}", opt.shard.index, opt.shard.count, samples_done,
+                 sample_s, dir.string());
+    return shard;
+  }
+  std::vector<fs::path> files;
+  for (int64_t b = 0; b < n_batches; ++b) files.push_back(parts.file(b * batch));
+  const json manifest = finish_run(run, files, dir);
+  json t = timings;
+  t["total_s"] = seconds_since(t_start);
+  write_file_atomic(dir / "timings.json", t.dump(2) + "\n");
+  remove_parts(dir);
+  created.keep();
+  spdlog::info("{} samples in {:.2f} s -> {}", n, sample_s, dir.string());
+  return manifest;
+}
+
+// ---------------------------------------------------------------- merge
+
+json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
+  const auto t_start = Clock::now();
+  set_threads(0);
+  c10::InferenceMode inference;
+  // Every shard folder named, directly or as shard-*-of-* inside a run folder.
+  std::vector<fs::path> shard_dirs;
+  for (const auto& d : dirs) {
+    std::error_code ec;
+    if (!fs::is_directory(d, ec)) throw InputError("merge: " + d.string() + " is not a directory");
+    if (fs::exists(d / "shard.json") || fs::exists(d / "parts")) {
+      shard_dirs.push_back(d);
+      continue;
+    }
+    std::vector<fs::path> found;
+    for (const auto& e : fs::directory_iterator(d))
+      if (e.is_directory() && e.path().filename().string().rfind("shard-", 0) == 0) found.push_back(e.path());
+    if (found.empty()) throw InputError("merge: " + d.string() + " holds no shards (shard-I-of-N folders from --shard)");
+    std::sort(found.begin(), found.end());
+    shard_dirs.insert(shard_dirs.end(), found.begin(), found.end());
+  }
+  json run;
+  fs::path run_from;
+  int count = 0;
+  std::map<int, std::pair<fs::path, json>> shards;
+  for (const auto& d : shard_dirs) {
+    const json s = read_json_file(d / "shard.json");
+    if (!s.is_object()) {
+      throw InputError("merge: " + d.string() + " is incomplete (no shard.json: its sampling did not finish); re-run "
+                       "that shard with --resume");
+    }
+    const int idx = s["shard"]["index"].get<int>(), n = s["shard"]["count"].get<int>();
+    if (run.is_null()) {
+      run = s["run"];
+      run_from = d;
+      count = n;
+    } else if (s["run"] != run) {
+      throw InputError("merge: " + d.string() + " and " + run_from.string() + " come from different runs: " +
+                       first_difference(run, s["run"]));
+    } else if (n != count) {
+      throw InputError("merge: " + d.string() + " is one of " + std::to_string(n) + " shards, " + run_from.string() +
+                       " one of " + std::to_string(count));
+    }
+    if (shards.count(idx))
+      throw InputError("merge: shard " + std::to_string(idx) + " of " + std::to_string(n) + " is given twice: " +
+                       shards[idx].first.string() + " and " + d.string());
+    shards[idx] = {d, s};
+  }
+  std::string missing;
+  for (int i = 0; i < count; ++i)
+    if (!shards.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+  if (!missing.empty())
+    throw InputError("merge: shards missing: " + missing + " of " + std::to_string(count) + " (expected folders " +
+                     shard_dir_name({std::stoi(missing.substr(0, missing.find(','))), count}) + " ...)");
+
+  const Config cfg = parse_config(run["config"], "merge", "/");
+  const int64_t n = cfg.sampling.num_samples, batch = cfg.sampling.batch_size;
+  std::vector<fs::path> files;
+  json shard_timings = json::array();
+  for (const auto& [idx, entry] : shards) {
+    const auto& [d, s] = entry;
+    for (int64_t b = s["batches"]["first"].get<int64_t>(); b < s["batches"]["last"].get<int64_t>(); ++b) {
+      const int64_t first = b * batch;
+      const fs::path f = d / "parts" / part_name(first);
+      if (!part_complete(f, first, std::min(batch, n - first), run["model"]["metadata"]["sample_shape"]))
+        throw InputError("merge: " + d.string() + ": batch file " + f.filename().string() +
+                         " is missing or truncated; re-run that shard");
+      files.push_back(f);
+    }
+    shard_timings.push_back(s["timings"]);
+  }
+  CreatedDirs created;
+  check_writable_dir(out_dir, created);
+  const DirLock lock(out_dir);
+  const json manifest = finish_run(run, files, out_dir);
+  write_file_atomic(out_dir / "timings.json",
+                    json({{"shards", shard_timings}, {"merge_s", seconds_since(t_start)}}).dump(2) + "\n");
+  created.keep();
+  spdlog::info("merged {} shards ({} samples) -> {}", count, n, out_dir.string());
+  return manifest;
+}
+
+}  // namespace diffode

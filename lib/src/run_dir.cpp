@@ -1,0 +1,122 @@
+#include "run_dir.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "diffode/error.hpp"
+#include "diffode/io.hpp"
+
+namespace diffode {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+void CreatedDirs::create(const fs::path& dir) {
+  if (!fs::exists(dir)) created_.push_back(dir);
+  fs::create_directories(dir);
+}
+
+CreatedDirs::~CreatedDirs() {
+  for (auto it = created_.rbegin(); it != created_.rend(); ++it) {
+    std::error_code ec;
+    if (fs::is_empty(*it, ec)) fs::remove(*it, ec);
+  }
+}
+
+void check_writable_dir(const fs::path& dir, CreatedDirs& created) {
+  try {
+    created.create(dir);
+  } catch (const fs::filesystem_error& e) {
+    throw InputError("output directory " + dir.string() + ": cannot be created: " + e.code().message());
+  }
+  if (!fs::is_directory(dir))
+    throw InputError("output directory " + dir.string() + ": cannot be created: a file of that name exists");
+  try {
+    AtomicFile probe(dir / ".write-test");
+    probe.write("ok");
+  } catch (const std::exception& e) {
+    throw InputError("output directory " + dir.string() + ": cannot be written: " + e.what());
+  }
+}
+
+std::string first_difference(const json& a, const json& b) {
+  const json patch = json::diff(a, b);
+  if (patch.empty()) return "(no difference)";
+  const json::json_pointer ptr(patch[0]["path"].get<std::string>());
+  auto text = [&](const json& j) {
+    if (!j.contains(ptr)) return std::string("(absent)");
+    std::string t = j.at(ptr).dump();
+    return t.size() > 60 ? t.substr(0, 57) + "..." : t;
+  };
+  return ptr.to_string() + " is " + text(a) + " in one and " + text(b) + " in the other";
+}
+
+std::string part_name(int64_t first) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "batch-%012lld.npy", static_cast<long long>(first));
+  return buf;
+}
+
+namespace {
+std::vector<int64_t> batch_shape(int64_t count, const json& shape) {
+  std::vector<int64_t> s = {count};
+  for (const auto& d : shape) s.push_back(d.get<int64_t>());
+  return s;
+}
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  json j = json::parse(in, nullptr, false);
+  return j.is_discarded() ? json() : j;
+}
+}  // namespace
+
+bool part_complete(const fs::path& file, int64_t first, int64_t count, const json& shape) {
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (ec) return false;
+  const auto s = batch_shape(count, shape);
+  int64_t values = 1;
+  for (auto d : s) values *= d;
+  return size == npy_header(s).size() + static_cast<uintmax_t>(values) * sizeof(float);
+}
+
+void remove_parts(const fs::path& dir) {
+  std::error_code ec;
+  fs::remove_all(dir / "parts", ec);
+}
+
+RunParts::RunParts(const fs::path& dir, const json& run, bool resume)
+    : dir_(dir / "parts"), shape_(run["model"]["metadata"]["sample_shape"]) {
+  const json earlier = read_json(dir_ / "run.json");
+  if (!earlier.is_null() && earlier != run) {
+    if (resume)
+      throw InputError("--resume: " + dir.string() + " holds an unfinished run of another config (" +
+                       first_difference(earlier, run) + "); remove it or give another output directory");
+    spdlog::warn("{} holds an unfinished run of another config ({}): starting over", dir.string(),
+                 first_difference(earlier, run));
+    remove_parts(dir);
+  }
+  if (resume) {
+    const json done = read_json(dir / "manifest.json");
+    if (done.is_object() && done.contains("run") && done["run"] != run)
+      throw InputError("--resume: " + dir.string() + " holds a finished run of another config (" +
+                       first_difference(done["run"], run) + "); remove it or give another output directory");
+  }
+  fs::create_directories(dir_);
+  if (earlier != run) write_file_atomic(dir_ / "run.json", run.dump(2) + "\n");
+}
+
+fs::path RunParts::file(int64_t first) const { return dir_ / part_name(first); }
+
+bool RunParts::complete(int64_t first, int64_t count) const { return part_complete(file(first), first, count, shape_); }
+
+void RunParts::write(int64_t first, const at::Tensor& samples) const {
+  AtomicFile f(file(first));
+  f.write(npy_header(batch_shape(samples.size(0), shape_)));
+  f.write(samples.data_ptr<float>(), static_cast<size_t>(samples.numel()) * sizeof(float));
+  f.commit();
+}
+
+}  // namespace diffode

@@ -1,0 +1,50 @@
+#pragma once
+// A run directory's housekeeping (internal to diffode::core): folders made for a run,
+// the write check, and the batch files of an unfinished run (parts/).
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace diffode {
+
+// Folders a run creates; those still empty are removed unless the run finishes (keep()).
+class CreatedDirs {
+ public:
+  void create(const std::filesystem::path& dir);
+  void keep() { created_.clear(); }
+  ~CreatedDirs();
+
+ private:
+  std::vector<std::filesystem::path> created_;
+};
+
+// Creates `dir` if needed and checks a file can be written there (InputError if not).
+void check_writable_dir(const std::filesystem::path& dir, CreatedDirs& created);
+
+// "<pointer>: <value in a> vs <value in b>" for the first place where two JSON values differ.
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b);
+
+// The batch files of a run in dir/parts, with parts/run.json naming the run they belong to.
+// A different run's parts are removed (with resume: refused, as is a different complete run).
+class RunParts {
+ public:
+  RunParts(const std::filesystem::path& dir, const nlohmann::json& run, bool resume);
+  // Whether the batch of samples first..first+count-1 is on disk, whole.
+  bool complete(int64_t first, int64_t count) const;
+  // Writes the batch starting at sample `first` (float32 [count, *shape]), whole or not at all.
+  void write(int64_t first, const at::Tensor& samples) const;
+  std::filesystem::path file(int64_t first) const;
+
+ private:
+  std::filesystem::path dir_;
+  nlohmann::json shape_;
+};
+
+std::string part_name(int64_t first);
+bool part_complete(const std::filesystem::path& file, int64_t first, int64_t count, const nlohmann::json& shape);
+void remove_parts(const std::filesystem::path& dir);
+
+}  // namespace diffode

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# diffode vs a straightforward Python/torch sampling loop over the same TorchScript model:
+# for each model and solver, `diffode sample` then scripts/bench_python_loop.py on the same
+# run (same grid, NFE, batch, seeds, labels, guidance, threads). Prints one table with the
+# largest |difference| of the samples (float32) and the sampling wall times measured in
+# this run; ratio = python s / diffode s (> 1: diffode is faster).
+#
+# Usage: bash scripts/bench_python_loop.sh [NFE] [GMM_BATCH] [FMNIST_BATCH]
+#   defaults 10, 4096, 64 (one batch per model). Environment: DIFFODE (binary, default
+#   ./build/diffode), THREADS (model.threads for diffode, default 0 = all cores; Python
+#   uses the count diffode reports), PYTHON (default /usr/bin/python3), SOLVERS (default
+#   "euler heun dpmpp2m ipndm"), TOL (default 1e-5; exit 1 if any difference exceeds it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nfe=${1:-10}
+gmm_batch=${2:-4096}
+fmnist_batch=${3:-64}
+diffode=${DIFFODE:-./build/diffode}
+threads=${THREADS:-0}
+python=${PYTHON:-/usr/bin/python3}
+solvers=${SOLVERS:-euler heun dpmpp2m ipndm}
+tol=${TOL:-1e-5}
+
+[ -x "$diffode" ] || { echo "no diffode binary at $diffode (set DIFFODE)" >&2; exit 2; }
+tmp=$(mktemp -d /tmp/bench_python_loop.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+results="$tmp/results.jsonl"
+: >"$results"
+
+# config|batch. fmnist_flow keeps the settings of configs/fmnist_flow.json (time_uniform
+# schedule, its class-label list, guidance 2); only solver, NFE and sample count change.
+cases=(
+  "configs/gmm2d.json|$gmm_batch"
+  "configs/fmnist_exact.json|$fmnist_batch"
+  "configs/fmnist_flow.json|$fmnist_batch"
+)
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs);" \
+  "load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "diffode: $diffode; python: $python ($("$python" -c 'import torch; print("torch", torch.__version__)'))"
+for case in "${cases[@]}"; do
+  config=${case%%|*}
+  batch=${case##*|}
+  name=$(basename "$config" .json)
+  for solver in $solvers; do
+    dir="$tmp/$name-$solver"
+    if ! "$diffode" sample -c "$config" --set solver.name="$solver" --set solver.nfe="$nfe" \
+        --set sampling.num_samples="$batch" --set sampling.batch_size="$batch" \
+        --set model.threads="$threads" --set output.npy=true --set output.png=false \
+        -o "$dir" >"$dir.log" 2>&1; then
+      echo "diffode failed on $config / $solver:" >&2
+      cat "$dir.log" >&2
+      printf '{"model": "%s", "solver": "%s", "error": "diffode failed"}\n' "$name" "$solver" >>"$results"
+      continue
+    fi
+    if ! out=$("$python" scripts/bench_python_loop.py "$dir" 2>"$dir.py.log"); then
+      echo "python loop failed on $config / $solver:" >&2
+      cat "$dir.py.log" >&2
+      [ -n "$out" ] || out=$(printf '{"model": "%s", "solver": "%s", "error": "python failed"}' "$name" "$solver")
+    fi
+    echo "$out" >>"$results"
+  done
+done
+echo "load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+
+"$python" - "$results" "$tol" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+tol = float(sys.argv[2])
+head = (f"{'model':<13} {'solver':<8} {'NFE':>3} {'batch':>5} {'max|diff|':>9} {'diffode s':>9} {'python s':>9} "
+        f"{'ratio':>6}   {'py 1st s':>8} {'1st ratio':>9} {'py noise s':>10}")
+print(head)
+print("-" * len(head))
+bad = 0
+for r in rows:
+    if "error" in r:
+        print(f"{r['model']:<13} {r['solver']:<8}  {r['error']}")
+        bad += 1
+        continue
+    nfe = int(r["nfe"]) if r["nfe"] == int(r["nfe"]) else r["nfe"]
+    d, p = r["diffode_s"], r["python_s"]
+    ok = r["max_abs_diff"] <= tol and r["finite"] and r["nfe"] == r["nfe_diffode"]
+    bad += not ok
+    p1 = r.get("python_first_s")
+    first = f"{p1:>8.3f} {p1 / d:>9.2f}" if p1 is not None and d else f"{'-':>8} {'-':>9}"
+    ratio = f"{p / d:>6.2f}" if d else f"{'-':>6}"
+    dtext = f"{d:>9.3f}" if d is not None else f"{'-':>9}"
+    print(f"{r['model'].removesuffix('.pt'):<13} {r['solver']:<8} {nfe:>3} {r['batch']:>5} {r['max_abs_diff']:>9.2e} "
+          f"{dtext} {p:>9.3f} {ratio}   {first} {r['python_noise_s']:>10.3f}" + ("" if ok else "  <-- MISMATCH"))
+good = [r for r in rows if "error" not in r]
+if good:
+    r = good[0]
+    print(f"ratio = python s / diffode s (> 1: diffode faster). {r['threads']} threads both sides, solver state "
+          f"{r['precision']}, model calls float32.\n"
+          "diffode s: its timings.sample_s (noise + solver + float32 copy + npy write; one cold run).\n"
+          "python s: the same work after one untimed warm-up run; py 1st s: that warm-up run (cold, after load and\n"
+          "  a batch-2 probe call, like diffode's run); 1st ratio = py 1st s / diffode s;\n"
+          "py noise s: the part of python s spent drawing the per-seed noise.")
+print(f"all samples within {tol:g} of diffode's" if not bad else f"{bad} case(s) failed (tolerance {tol:g})")
+sys.exit(1 if bad else 0)
+PY

@@ -19,10 +19,11 @@
 #include "diffode/schedule.hpp"
 #include "diffode/solver.hpp"
 #include "diffode/version.hpp"
-#include "test_util.hpp"
+#include "test_cli_util.hpp"
 
 namespace {
 
+using namespace diffode::test::cli;
 using diffode::test::CliResult;
 using diffode::test::data_path;
 using diffode::test::model_path;
@@ -31,50 +32,6 @@ using diffode::test::run_cli;
 using diffode::test::TempDir;
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << part << "' not found in:\n" << text;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-fs::path write_json(const fs::path& file, const json& j) {
-  fs::create_directories(file.parent_path());
-  std::ofstream(file, std::ios::binary) << j.dump(2) << "\n";
-  return file;
-}
-
-// Regular files anywhere under `dir`, as sorted relative paths ({} if it does not exist).
-std::vector<std::string> files_under(const fs::path& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (!e.is_directory()) out.push_back(fs::relative(e.path(), dir).string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string joined(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += x + "\n";
-  return s;
-}
-
-// Every file's bytes, keyed by relative path.
-std::map<std::string, std::string> snapshot(const fs::path& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& f : files_under(dir)) out[f] = read_file(dir / f);
-  return out;
-}
 
 uint32_t le16(const std::string& s, size_t at) { return uint8_t(s[at]) | uint32_t(uint8_t(s[at + 1])) << 8; }
 
@@ -95,12 +52,6 @@ std::pair<std::vector<int64_t>, size_t> npy_shape(const std::string& bytes) {
 double sigma_value(const json& s) {
   if (s.is_string() && s.get<std::string>() == "inf") return INFINITY;
   return s.get<double>();
-}
-
-// A message for the user ("error: ..."), not an internal failure.
-void expect_clean_error(const CliResult& r) {
-  EXPECT_TRUE(Contains(r.output, "error: "));
-  EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
 }
 
 // A quick config on gauss.pt (edm / x0, [3, 8, 8]).
@@ -242,7 +193,7 @@ TEST_P(CliShippedConfig, SampleWritesGridNpyAndManifestAndARerunIsComplete) {
   EXPECT_EQ(manifest["seeds"]["count"], 8);
 
   // Every listed file exists, and nothing else is there (no temporaries).
-  std::vector<std::string> listed = {"manifest.json"};
+  std::vector<std::string> listed = {"manifest.json", "timings.json"};
   for (const auto& f : manifest["files"]) {
     listed.push_back(f.get<std::string>());
     EXPECT_TRUE(fs::is_regular_file(out / f.get<std::string>())) << f;
@@ -355,7 +306,7 @@ TEST(CliSample, AChangedConfigIsSampledAgain) {
   EXPECT_EQ(r.output.find("complete"), std::string::npos) << r.output;
   EXPECT_NE(read_file(out / "samples.npy"), first);
   EXPECT_EQ(json::parse(read_file(out / "manifest.json"))["seeds"]["first"], 1);
-  EXPECT_EQ(files_under(out), (std::vector<std::string>{"grid.png", "manifest.json", "samples.npy"}));
+  EXPECT_EQ(files_under(out), (std::vector<std::string>{"grid.png", "manifest.json", "samples.npy", "timings.json"}));
 }
 
 TEST(CliSample, ModelWithoutMetadataWorksWithOverrides) {

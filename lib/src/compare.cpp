@@ -308,6 +308,7 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
                 {"afs", job.plan().afs},       {"rmse", e.rmse},         {"max_err", e.max_err},
                 {"psnr", finite_or_null(e.psnr)}, {"frechet_distance", fd ? json(*fd) : json(nullptr)},
                 {"time_s", seconds}};
+      if (const auto& p = job.config().solver.predictor) result["predictor"] = p->string();
       save_tensor(thumbs, x.slice(0, 0, shown));
       write_file_atomic(saved, json({{"identity", identity}, {"result", result}}).dump(2) + "\n");
       spdlog::info("{} at NFE {}: RMSE {:.4g}, max error {:.4g}{} ({:.2f} s)", cell.label, job.plan().nfe, e.rmse,

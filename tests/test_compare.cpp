@@ -1,0 +1,214 @@
+// `diffode compare` end to end: its numbers against sample runs and the cached reference
+// computed here, error falling at the solver's order on the Gaussian model, the NFE rule
+// for unreachable targets, the outputs (table, CSV, JSON, labelled grid, PLplot figure),
+// the cache, and every bad compare section (exit 2).
+#include <cmath>
+#include <functional>
+
+#include "diffode/io.hpp"
+#include "test_cli_util.hpp"
+
+namespace {
+
+using namespace diffode::test::cli;
+using diffode::test::CliResult;
+using diffode::test::model_path;
+using diffode::test::repo;
+using diffode::test::run_cli;
+using diffode::test::TempDir;
+
+struct CompareDir {
+  TempDir tmp;
+  CompareDir() { ::setenv("DIFFODE_CACHE", (tmp.path / "cache").c_str(), 1); }
+  fs::path cache() const { return tmp.path / "cache"; }
+};
+
+json exact_compare_config() {
+  return {{"model", {{"path", model_path("fmnist_exact.pt").string()}}},
+          {"sampling", {{"num_samples", 8}, {"batch_size", 8}}},
+          {"compare",
+           {{"solvers", {{{"name", "euler"}}, {{"name", "dpmpp2m"}}, {{"name", "ipndm"}, {"label", "ipndm 3"}, {"max_order", 3}}}},
+            {"nfe", {4, 6}},
+            {"reference", {{"steps", 60}}}}}};
+}
+
+std::vector<float> npy_values(const fs::path& file) { return diffode::read_npy(file).data; }
+
+fs::path only_reference_in(const fs::path& cache) {
+  std::vector<fs::path> found;
+  for (const auto& e : fs::directory_iterator(cache))
+    if (e.path().extension() == ".npy" && e.path().filename().string().rfind("reference-", 0) == 0) found.push_back(e.path());
+  EXPECT_EQ(found.size(), 1u);
+  return found.empty() ? fs::path() : found[0];
+}
+
+uint32_t be32(const std::string& s, size_t at) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+
+TEST(Compare, NumbersMatchSampleRunsAgainstTheCachedReferenceAndOutputsAreWritten) {
+  CompareDir d;
+  const fs::path cfg = write_json(d.tmp.path / "cmp.json", exact_compare_config());
+  const fs::path out = d.tmp.path / "out";
+  const CliResult r = run_cli("compare -c " + q(cfg) + " -o " + q(out));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(Contains(r.output, "| solver | NFE | RMSE | max err | PSNR (dB) | time (s) |"));
+  EXPECT_TRUE(Contains(r.output, "| ipndm 3 | 6 | "));
+  EXPECT_TRUE(Contains(r.output, "Reference: dpmpp3m at 60 steps (60 NFE)"));
+
+  const json c = json::parse(read_file(out / "compare.json"));
+  ASSERT_EQ(c["cells"].size(), 6u);
+  EXPECT_LE(c["reference"]["convergence"]["rmse"].get<double>(), 0.01);
+  EXPECT_EQ(c["reference"]["convergence"]["half_steps"], 30);
+
+  // Each cell against `diffode sample` of the same solver and the cached reference, here.
+  const std::vector<float> ref = npy_values(only_reference_in(d.cache()));
+  ASSERT_EQ(ref.size(), 8u * 784);
+  for (size_t k = 0; k < c["cells"].size(); ++k) {
+    const json& cell = c["cells"][k];
+    EXPECT_EQ(cell["nfe"], cell["target_nfe"]);
+    const std::string label = cell["label"];
+    const fs::path run = d.tmp.path / ("run-" + std::to_string(k));
+    const std::string extra = label == "ipndm 3" ? " --set solver.max_order=3" : "";
+    const CliResult s = run_cli("sample -c " + q(cfg) + " --set solver.name=" + cell["solver"].get<std::string>() +
+                                " --set solver.nfe=" + cell["nfe"].dump() + extra + " -o " + q(run));
+    ASSERT_EQ(s.code, 0) << s.output;
+    const std::vector<float> x = npy_values(run / "samples.npy");
+    ASSERT_EQ(x.size(), ref.size());
+    double sq = 0, worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double e = static_cast<double>(x[i]) - ref[i];
+      sq += e * e;
+      worst = std::max(worst, std::abs(e));
+    }
+    const double rmse = std::sqrt(sq / static_cast<double>(x.size()));
+    EXPECT_NEAR(cell["rmse"].get<double>(), rmse, 1e-9 * rmse) << label << " " << cell["nfe"];
+    EXPECT_NEAR(cell["max_err"].get<double>(), worst, 1e-9) << label;
+    EXPECT_NEAR(cell["psnr"].get<double>(), 20 * std::log10(2.0 / rmse), 1e-6) << label;  // data range [-1, 1]
+    EXPECT_GT(cell["time_s"].get<double>(), 0);
+  }
+
+  const std::string csv = read_file(out / "compare.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "label,solver,target_nfe,nfe,steps,afs,rmse,max_err,psnr,frechet_distance,time_s");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7);
+  EXPECT_TRUE(Contains(csv, "\nipndm 3,ipndm,6,6,6,false,"));
+
+  // The grid: the reference and six cells, each row 2 × 28 px tall with 4 px between.
+  const std::string png = read_file(out / "compare_grid.png");
+  ASSERT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_EQ(be32(png, 20), 4u + 7u * (56 + 4));
+  EXPECT_GT(be32(png, 16), 8u * (56 + 4));
+  const std::string svg = read_file(out / "error_vs_nfe.svg");
+  EXPECT_TRUE(Contains(svg, "<svg"));
+  EXPECT_EQ(read_file(out / "error_vs_nfe.png").substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+
+  // Again: the reference comes from the cache and every cell is kept.
+  const CliResult again = run_cli("compare -c " + q(cfg) + " -o " + q(out));
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_TRUE(Contains(again.output, "reference from the cache"));
+  EXPECT_TRUE(Contains(again.output, "euler at NFE 6: kept from"));
+  EXPECT_EQ(json::parse(read_file(out / "compare.json"))["cells"], c["cells"]);
+}
+
+TEST(Compare, ErrorFallsAtTheSolversOrderOnTheGaussianModel) {
+  CompareDir d;
+  const json j = {{"model", {{"path", model_path("gauss.pt").string()}}},
+                  {"sampling", {{"num_samples", 16}, {"batch_size", 16}}},
+                  {"compare", {{"solvers", {{{"name", "euler"}}, {{"name", "dpmpp2m"}}}}, {"nfe", {16, 32, 64}}}}};
+  const CliResult r = run_cli("compare -c " + q(write_json(d.tmp.path / "g.json", j)) + " -o " + q(d.tmp.path / "out"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json cells = json::parse(read_file(d.tmp.path / "out" / "compare.json"))["cells"];
+  ASSERT_EQ(cells.size(), 6u);
+  // RMSE from 32 to 64 NFE: halves for Euler (order 1), quarters for DPM-Solver++(2M).
+  const double euler = cells[1]["rmse"].get<double>() / cells[2]["rmse"].get<double>();
+  const double dpmpp = cells[4]["rmse"].get<double>() / cells[5]["rmse"].get<double>();
+  EXPECT_GT(euler, 1.6);
+  EXPECT_LT(euler, 2.6);
+  EXPECT_GT(dpmpp, 3.0);
+  EXPECT_LT(dpmpp, 5.5);
+  for (int i : {0, 3}) EXPECT_GT(cells[i]["rmse"].get<double>(), cells[i + 1]["rmse"].get<double>());
+}
+
+TEST(Compare, AnUnreachableNfeUsesTheLargestReachableOneBelowIt) {
+  CompareDir d;
+  json j = exact_compare_config();
+  j["compare"]["solvers"] = {{{"name", "heun"}, {"afs", false}}};  // 2N: odd NFEs are out of reach
+  j["compare"]["nfe"] = {5, 6};
+  const CliResult r = run_cli("compare -c " + q(write_json(d.tmp.path / "h.json", j)) + " -o " + q(d.tmp.path / "out"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json cells = json::parse(read_file(d.tmp.path / "out" / "compare.json"))["cells"];
+  EXPECT_EQ(cells[0]["target_nfe"], 5);
+  EXPECT_EQ(cells[0]["nfe"], 4);
+  EXPECT_EQ(cells[0]["note"], "NFE 5 is not reachable");
+  EXPECT_EQ(cells[1]["nfe"], 6);
+  EXPECT_TRUE(Contains(r.output, "| heun | 4 (of 5) |"));
+}
+
+TEST(Compare, AmedCellsTakeThePredictorOfTheirNfe) {
+  CompareDir d;
+  const std::string predictor = (repo() / "models" / "fmnist_flow.amed-ipndm-{nfe}.pt").string();
+  const CliResult r = run_cli("compare -c " + q(repo() / "configs" / "fmnist_flow_compare.json") +
+                              " --set sampling.num_samples=10 --set sampling.batch_size=10"
+                              " --set compare.reference.steps=20 --set compare.reference.tolerance=1"
+                              " --set 'compare.nfe=[3, 5]' --set 'compare.solvers=[{\"name\": \"amed+ipndm\", "
+                              "\"predictor\": \"" + predictor + "\"}, {\"name\": \"ipndm\"}]' -o " + q(d.tmp.path / "out"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json c = json::parse(read_file(d.tmp.path / "out" / "compare.json"));
+  ASSERT_EQ(c["cells"].size(), 4u);
+  EXPECT_EQ(c["cells"][0]["predictor"], (repo() / "models" / "fmnist_flow.amed-ipndm-3.pt").string());
+  EXPECT_EQ(c["cells"][1]["predictor"], (repo() / "models" / "fmnist_flow.amed-ipndm-5.pt").string());
+  for (const auto& cell : c["cells"]) {
+    EXPECT_EQ(cell["nfe"], cell["target_nfe"]);
+    EXPECT_TRUE(cell["frechet_distance"].is_number()) << cell.dump();  // the config names a feature model
+  }
+  EXPECT_TRUE(c["reference"]["frechet_distance"].is_number());
+  EXPECT_TRUE(Contains(r.output, "| FD |"));
+}
+
+TEST(Compare, AReferenceThatHasNotConvergedIsRefused) {
+  CompareDir d;
+  json j = exact_compare_config();
+  j["compare"]["reference"] = {{"name", "euler"}, {"steps", 6}, {"tolerance", 1e-6}};
+  const CliResult r = run_cli("compare -c " + q(write_json(d.tmp.path / "c.json", j)) + " -o " + q(d.tmp.path / "out"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "/compare/reference: euler at 6 steps has not converged: it differs from 3 steps by RMSE"));
+  EXPECT_TRUE(Contains(r.output, "raise compare.reference.steps"));
+  expect_clean_error(r);
+}
+
+TEST(Compare, BadCompareSectionsAreNamed) {
+  CompareDir d;
+  auto with = [&](const std::function<void(json&)>& edit) {
+    json j = exact_compare_config();
+    edit(j);
+    return write_json(d.tmp.path / "bad.json", j);
+  };
+  const std::vector<std::pair<std::function<void(json&)>, std::string>> cases = {
+      {[](json& j) { j.erase("compare"); }, "bad.json: /compare: missing: 'diffode compare' needs a compare section"},
+      {[](json& j) { j["compare"]["solvers"] = json::array(); }, "/compare/solvers: is an empty list"},
+      {[](json& j) { j["compare"]["solvers"] = {"euler"}; }, "/compare/solvers: expected a list of objects"},
+      {[](json& j) { j["compare"]["nfe"] = {4, 0}; }, "/compare/nfe/1: must be >= 1, got 0"},
+      {[](json& j) { j["compare"]["nfe"] = json::array(); }, "/compare/nfe: is an empty list"},
+      {[](json& j) { j["compare"]["solvers"][1]["name"] = "dpmpp"; }, "/compare/solvers/1/name: unknown solver 'dpmpp'"},
+      {[](json& j) { j["compare"]["solvers"][1]["steps"] = 4; }, "/compare/solvers/1/steps: unknown key 'steps'"},
+      {[](json& j) { j["compare"]["solvers"][1]["label"] = "euler"; }, "/compare/solvers/1: label 'euler' is used twice"},
+      {[](json& j) { j["compare"]["reference"]["name"] = "amed"; }, "/compare/reference/name: the reference must be a training-free solver"},
+      {[](json& j) { j["compare"]["reference"]["steps"] = 1; }, "/compare/reference/steps: must be >= 2"},
+      {[](json& j) { j["compare"]["solvers"][0] = {{"name", "amed"}}; },
+       "/compare/solvers: amed at NFE 4: " + (d.tmp.path / "bad.json").string() + ": /solver/predictor: solver 'amed' needs a step predictor file"},
+  };
+  for (const auto& [edit, message] : cases) {
+    const CliResult r = run_cli("compare -c " + q(with(edit)) + " -o " + q(d.tmp.path / "out"));
+    EXPECT_EQ(r.code, 2) << message << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, message));
+    expect_clean_error(r);
+  }
+  EXPECT_FALSE(fs::exists(d.tmp.path / "out"));
+  const CliResult shard = run_cli("compare -c " + q(with([](json&) {})) + " --shard 0/2 -o " + q(d.tmp.path / "out"));
+  EXPECT_EQ(shard.code, 2) << shard.output;
+  EXPECT_TRUE(Contains(shard.output, "'diffode compare' runs on one machine"));
+}
+
+}  // namespace

@@ -1,0 +1,347 @@
+// Runs on disk, end to end through the CLI: a kill -9 and --resume give byte-identical
+// outputs, a second writer is refused, shards merge bit for bit into what one machine
+// writes, batch runs of several configs or a sweep keep an index, a full disk fails
+// cleanly and --resume finishes, and every bad sweep, shard or merge is named (exit 2).
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "test_cli_util.hpp"
+
+namespace {
+
+using namespace diffode::test::cli;
+using diffode::test::CliResult;
+using diffode::test::model_path;
+using diffode::test::repo;
+using diffode::test::run_cli;
+using diffode::test::run_shell;
+using diffode::test::TempDir;
+
+const std::vector<std::string> kOutputs = {"grid.png", "manifest.json", "samples.npy"};
+
+// fmnist_flow, guided: slow enough per batch (a few tenths of a second) to be killed mid-run.
+std::string slow_sample(const fs::path& out) {
+  return "sample -c " + q(repo() / "configs" / "fmnist_flow.json") +
+         " --set sampling.num_samples=48 --set sampling.batch_size=4 --set solver.nfe=8 --set model.threads=1 -o " +
+         q(out);
+}
+
+// fmnist_exact: quick.
+std::string quick_sample(const fs::path& out, const std::string& extra = "") {
+  return "sample -c " + q(repo() / "configs" / "fmnist_exact.json") +
+         " --set sampling.num_samples=40 --set sampling.batch_size=8 --set solver.nfe=5 " + extra + " -o " + q(out);
+}
+
+int batch_files(const fs::path& run_dir) {
+  int n = 0;
+  std::error_code ec;
+  if (!fs::exists(run_dir / "parts", ec)) return 0;
+  for (const auto& e : fs::directory_iterator(run_dir / "parts", ec))
+    if (e.path().filename().string().rfind("batch-", 0) == 0) ++n;
+  return n;
+}
+
+// Starts the CLI in the background (output to `log`); returns its pid.
+pid_t start_cli(const std::string& args, const fs::path& log) {
+  const CliResult r = run_shell("'" + std::string(DIFFODE_CLI) + "' " + args + " > " + q(log) + " 2>&1 & echo $!", repo());
+  return static_cast<pid_t>(std::stol(r.output));
+}
+
+bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+
+// Waits (up to a minute) until `done` holds; false on timeout.
+template <class F>
+bool wait_for(F done) {
+  for (int i = 0; i < 6000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+void expect_same_outputs(const fs::path& a, const fs::path& b) {
+  for (const auto& f : kOutputs) {
+    ASSERT_TRUE(fs::exists(b / f)) << f;
+    EXPECT_TRUE(read_file(a / f) == read_file(b / f)) << f << " differs between " << a << " and " << b;
+  }
+}
+
+// ---------------------------------------------------------------- resume
+
+TEST(Resume, KillDashNineMidRunThenResumeGivesByteIdenticalOutputs) {
+  TempDir tmp;
+  const CliResult whole = run_cli(slow_sample(tmp.path / "whole"));
+  ASSERT_EQ(whole.code, 0) << whole.output;
+
+  const fs::path out = tmp.path / "killed";
+  const pid_t pid = start_cli(slow_sample(out), tmp.path / "log");
+  ASSERT_TRUE(wait_for([&] { return batch_files(out) >= 2 || !alive(pid); }));
+  ASSERT_TRUE(alive(pid)) << "the run finished before it could be killed";
+  ::kill(pid, SIGKILL);
+  ASSERT_TRUE(wait_for([&] { return !alive(pid); }));
+  for (const auto& f : kOutputs) EXPECT_FALSE(fs::exists(out / f)) << f;
+  const int kept = batch_files(out);
+  EXPECT_GE(kept, 2);
+  EXPECT_LT(kept, 12);
+
+  const CliResult resumed = run_cli(slow_sample(out) + " --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_TRUE(Contains(resumed.output, "resuming: " + std::to_string(kept) + " of 12 batches already complete"));
+  expect_same_outputs(tmp.path / "whole", out);
+  // Nothing else is left: no parts, no lock, no temporaries.
+  EXPECT_EQ(files_under(out), (std::vector<std::string>{"grid.png", "manifest.json", "samples.npy", "timings.json"}));
+}
+
+TEST(Resume, ResumeRefusesTheRunOfAnotherConfig) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  ASSERT_EQ(run_cli(quick_sample(out)).code, 0);
+  const auto before = snapshot(out);
+  const CliResult r = run_cli(quick_sample(out, "--set sampling.seed=7") + " --resume");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "--resume: " + out.string() + " holds a finished run of another config"));
+  EXPECT_TRUE(Contains(r.output, "/config/sampling/seed is 0 in one and 7 in the other"));
+  expect_clean_error(r);
+  EXPECT_EQ(snapshot(out), before);
+}
+
+TEST(Resume, ASecondWriterIsRefusedAndTheFirstFinishesUnmixed) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  const pid_t pid = start_cli(slow_sample(out), tmp.path / "log");
+  ASSERT_TRUE(wait_for([&] { return batch_files(out) >= 1 || !alive(pid); }));
+  ASSERT_TRUE(alive(pid)) << "the first run finished before the second started";
+  const CliResult second = run_cli(slow_sample(out));
+  EXPECT_EQ(second.code, 2) << second.output;
+  EXPECT_TRUE(Contains(second.output, out.string() + " is being written by another diffode process (pid " +
+                                          std::to_string(pid) + ")"));
+  expect_clean_error(second);
+  ASSERT_TRUE(wait_for([&] { return !alive(pid); }));
+  ASSERT_EQ(run_cli(slow_sample(tmp.path / "alone")).code, 0);
+  expect_same_outputs(tmp.path / "alone", out);
+}
+
+// ---------------------------------------------------------------- a full disk
+
+// Runs a sample that cannot write samples.npy (`limit` breaks it), checks nothing final
+// is left half-written, then --resume without the limit must give the whole run's bytes.
+void expect_clean_failure_then_resume(const TempDir& tmp, const fs::path& out, const std::string& limited_run,
+                                      const std::string& message) {
+  const CliResult failed = run_shell(limited_run, repo());
+  EXPECT_NE(failed.code, 0) << failed.output;
+  EXPECT_TRUE(Contains(failed.output, "cannot write " + (out / "samples.npy").string() + ": " + message));
+  EXPECT_TRUE(Contains(failed.output, "run the same command with --resume"));
+  for (const auto& f : files_under(out)) {
+    EXPECT_TRUE(f.rfind("parts/", 0) == 0) << "left behind: " << f;
+    EXPECT_EQ(f.find(".tmp-"), std::string::npos) << f;
+  }
+  EXPECT_EQ(batch_files(out), 5);
+}
+
+TEST(DiskFull, AFileSizeLimitFailsCleanlyAndResumeFinishes) {
+  // A 120 KiB limit per file: each batch (25 KiB) fits, samples.npy (125 KiB) does not.
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  expect_clean_failure_then_resume(
+      tmp, out, "trap '' XFSZ; ulimit -f 120; '" + std::string(DIFFODE_CLI) + "' " + quick_sample(out) + " 2>&1",
+      "File too large");
+  const CliResult resumed = run_cli(quick_sample(out) + " --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  ASSERT_EQ(run_cli(quick_sample(tmp.path / "whole")).code, 0);
+  expect_same_outputs(tmp.path / "whole", out);
+}
+
+TEST(DiskFull, AFullTmpfsFailsCleanlyAndResumeFinishesOnceThereIsSpace) {
+  TempDir tmp;
+  const fs::path mnt = tmp.path / "mnt";
+  fs::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=200k") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN); the file-size-limit test covers this";
+  const fs::path out = mnt / "out";
+  expect_clean_failure_then_resume(tmp, out, "'" + std::string(DIFFODE_CLI) + "' " + quick_sample(out) + " 2>&1",
+                                   "No space left on device");
+  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=2m"), 0);
+  const CliResult resumed = run_cli(quick_sample(out) + " --resume");
+  EXPECT_EQ(resumed.code, 0) << resumed.output;
+  ASSERT_EQ(run_cli(quick_sample(tmp.path / "whole")).code, 0);
+  expect_same_outputs(tmp.path / "whole", out);
+  ::umount(mnt.c_str());
+}
+
+// ---------------------------------------------------------------- shards and merge
+
+TEST(Shards, MergedShardsAreBitIdenticalToOneMachine) {
+  TempDir tmp;
+  ASSERT_EQ(run_cli(quick_sample(tmp.path / "one")).code, 0);
+  const fs::path sharded = tmp.path / "sharded";
+  // Shard 0 by hand, 1 as a Slurm array task (ids 1..3), 2 as a Kubernetes indexed job.
+  const CliResult s0 = run_cli(quick_sample(sharded) + " --shard 0/3");
+  ASSERT_EQ(s0.code, 0) << s0.output;
+  EXPECT_TRUE(Contains(s0.output, (sharded / "shard-0-of-3").string()));
+  const CliResult early = run_cli("merge " + q(sharded));
+  EXPECT_EQ(early.code, 2) << early.output;
+  EXPECT_TRUE(Contains(early.output, "merge: shards missing: 1, 2 of 3"));
+  const CliResult s1 = run_shell("SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=3 '" +
+                                     std::string(DIFFODE_CLI) + "' " + quick_sample(sharded) + " --shard auto",
+                                 repo());
+  ASSERT_EQ(s1.code, 0) << s1.output;
+  const CliResult s2 = run_shell("JOB_COMPLETION_INDEX=2 '" + std::string(DIFFODE_CLI) + "' " +
+                                     quick_sample(sharded) + " --shard auto/3",
+                                 repo());
+  ASSERT_EQ(s2.code, 0) << s2.output;
+  EXPECT_TRUE(fs::exists(sharded / "shard-1-of-3" / "shard.json"));
+  EXPECT_TRUE(fs::exists(sharded / "shard-2-of-3" / "shard.json"));
+  const CliResult merged = run_cli("merge " + q(sharded));
+  ASSERT_EQ(merged.code, 0) << merged.output;
+  expect_same_outputs(tmp.path / "one", sharded);
+
+  // The shards given one by one, into another folder: the same bytes.
+  const CliResult again = run_cli("merge " + q(sharded / "shard-2-of-3") + " " + q(sharded / "shard-0-of-3") + " " +
+                                  q(sharded / "shard-1-of-3") + " -o " + q(tmp.path / "merged2"));
+  ASSERT_EQ(again.code, 0) << again.output;
+  expect_same_outputs(tmp.path / "one", tmp.path / "merged2");
+}
+
+TEST(Shards, ShardsOfDifferentConfigsOrIncompleteOnesAreRefused) {
+  TempDir tmp;
+  const fs::path a = tmp.path / "a", b = tmp.path / "b";
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(run_cli(quick_sample(a) + " --shard " + std::to_string(i) + "/2").code, 0);
+  ASSERT_EQ(run_cli(quick_sample(b, "--set sampling.seed=3") + " --shard 1/2").code, 0);
+  const CliResult mixed =
+      run_cli("merge " + q(a / "shard-0-of-2") + " " + q(b / "shard-1-of-2") + " -o " + q(tmp.path / "m"));
+  EXPECT_EQ(mixed.code, 2) << mixed.output;
+  EXPECT_TRUE(Contains(mixed.output, "come from different runs: /config/sampling/seed"));
+  expect_clean_error(mixed);
+  EXPECT_FALSE(fs::exists(tmp.path / "m"));
+
+  fs::remove(a / "shard-1-of-2" / "shard.json");  // as if killed before it finished
+  const CliResult incomplete = run_cli("merge " + q(a));
+  EXPECT_EQ(incomplete.code, 2) << incomplete.output;
+  EXPECT_TRUE(Contains(incomplete.output, (a / "shard-1-of-2").string() + " is incomplete"));
+  EXPECT_FALSE(fs::exists(a / "manifest.json"));
+
+  const CliResult twice = run_cli("merge " + q(a / "shard-0-of-2") + " " + q(a / "shard-0-of-2") + " -o " + q(tmp.path / "m"));
+  EXPECT_EQ(twice.code, 2) << twice.output;
+  EXPECT_TRUE(Contains(twice.output, "shard 0 of 2 is given twice"));
+}
+
+TEST(Shards, BadShardSpecsAreNamed) {
+  TempDir tmp;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--shard 3/3", "shard index 3 is outside [0, 2]"},
+      {"--shard 1", "expected I/N (e.g. 0/4), auto or auto/N"},
+      {"--shard a/2", "'a' is not an integer"},
+      {"--shard 0/0", "the number of shards must be >= 1"},
+      {"--shard auto", "SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set"},
+      {"--shard auto/4", "neither JOB_COMPLETION_INDEX nor SLURM_ARRAY_TASK_ID is set"},
+  };
+  for (const auto& [flag, message] : cases) {
+    const CliResult r = run_shell("env -u SLURM_ARRAY_TASK_ID -u SLURM_ARRAY_TASK_COUNT -u JOB_COMPLETION_INDEX '" +
+                                      std::string(DIFFODE_CLI) + "' " + quick_sample(tmp.path / "out") + " " + flag,
+                                  repo());
+    EXPECT_EQ(r.code, 2) << flag << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, message)) << flag;
+    expect_clean_error(r);
+  }
+  EXPECT_FALSE(fs::exists(tmp.path / "out"));
+  const CliResult none = run_cli("merge " + q(tmp.path));
+  EXPECT_EQ(none.code, 2) << none.output;
+  EXPECT_TRUE(Contains(none.output, "holds no shards"));
+}
+
+// ---------------------------------------------------------------- batch runs
+
+json gauss_sweep_config() {
+  return {{"model", {{"path", model_path("gauss.pt").string()}}},
+          {"solver", {{"name", "euler"}}},
+          {"sampling", {{"num_samples", 4}, {"batch_size", 4}}},
+          {"sweep", {{"solver.name", {"euler", "heun"}}, {"solver.steps", {3, 5}}}}};
+}
+
+TEST(Batch, ASweepRunsEveryPointIntoItsOwnFolderWithAnIndex) {
+  TempDir tmp;
+  const fs::path cfg = write_json(tmp.path / "sweep.json", gauss_sweep_config());
+  const fs::path root = tmp.path / "root";
+  const CliResult r = run_cli("sample -c " + q(cfg) + " -o " + q(root));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::vector<std::string> names = {"name-euler_steps-3", "name-euler_steps-5", "name-heun_steps-3",
+                                          "name-heun_steps-5"};
+  const json index = json::parse(read_file(root / "index.json"));
+  ASSERT_EQ(index.size(), 4u);
+  for (size_t i = 0; i < names.size(); ++i) {
+    const json m = json::parse(read_file(root / names[i] / "manifest.json"));
+    EXPECT_EQ(m["run"]["solver"]["name"], i < 2 ? "euler" : "heun") << names[i];
+    EXPECT_EQ(m["run"]["solver"]["steps"], i % 2 ? 5 : 3) << names[i];
+    EXPECT_EQ(index[i]["run"], names[i]);
+    EXPECT_EQ(index[i]["sweep"]["solver.steps"], i % 2 ? 5 : 3);
+    EXPECT_EQ(index[i]["nfe"], m["run"]["nfe"]);
+  }
+  const std::string csv = read_file(root / "index.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "run,dir,config,solver,nfe,samples,frechet_distance,cells,solver.name,solver.steps");
+  const std::string nfe = json::parse(read_file(root / names[3] / "manifest.json"))["run"]["nfe"].dump();
+  EXPECT_TRUE(Contains(csv, "name-heun_steps-5,name-heun_steps-5," + cfg.string() + ",heun," + nfe + ",4,,,heun,5\n"));
+
+  // Again with --resume: every run is complete, nothing is sampled or rewritten.
+  const auto before = snapshot(root / names[3]);
+  const CliResult again = run_cli("sample -c " + q(cfg) + " -o " + q(root) + " --resume");
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_TRUE(Contains(again.output, "already holds this run, complete"));
+  EXPECT_EQ(again.output.find("samples done"), std::string::npos) << again.output;
+  EXPECT_EQ(snapshot(root / names[3]), before);
+}
+
+TEST(Batch, SeveralConfigsRunEachIntoAFolderNamedAfterIt) {
+  TempDir tmp;
+  json j = gauss_sweep_config();
+  j.erase("sweep");
+  const fs::path a = write_json(tmp.path / "a.json", j);
+  j["solver"]["name"] = "dpmpp2m";
+  const fs::path b = write_json(tmp.path / "b.json", j);
+  const CliResult r = run_cli("sample -c " + q(a) + " " + q(b) + " -o " + q(tmp.path / "root"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(json::parse(read_file(tmp.path / "root" / "b" / "manifest.json"))["run"]["solver"]["name"], "dpmpp2m");
+  const json index = json::parse(read_file(tmp.path / "root" / "index.json"));
+  ASSERT_EQ(index.size(), 2u);
+  EXPECT_EQ(index[0]["config"], a.string());
+  EXPECT_EQ(index[1]["solver"], "dpmpp2m");
+}
+
+TEST(Batch, BadSweepsAreNamed) {
+  TempDir tmp;
+  auto with_sweep = [&](const json& sweep) {
+    json j = gauss_sweep_config();
+    j["sweep"] = sweep;
+    return write_json(tmp.path / "bad.json", j);
+  };
+  const std::vector<std::pair<json, std::string>> cases = {
+      {{{"solver.nmae", {"euler"}}}, "bad.json: /sweep/solver.nmae: unknown config key 'solver.nmae' (did you mean 'solver.name'?)"},
+      {{{"solver.steps", json::array()}}, "/sweep/solver.steps: expected a non-empty list of values, got array []"},
+      {{{"solver.steps", 3}}, "/sweep/solver.steps: expected a non-empty list of values, got number 3"},
+      {{{"solver.steps", {3, "x"}}}, "/sweep/solver.steps/1: value \"x\": /solver/steps: expected an integer, got string"},
+      {{{"solver.name", {"euler", "hen"}}}, "/sweep/solver.name/1: value \"hen\": /solver/name: unknown solver 'hen'"},
+      {{{"solver", {1}}}, "/sweep/solver: unknown config key 'solver'"},
+      {json::array(), "/sweep: expected an object of KEY: [values...]"},
+      {json::object(), "/sweep: expected an object of KEY: [values...]"},
+  };
+  for (const auto& [sweep, message] : cases) {
+    const CliResult r = run_cli("sample -c " + q(with_sweep(sweep)) + " -o " + q(tmp.path / "out"));
+    EXPECT_EQ(r.code, 2) << sweep.dump() << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, message)) << sweep.dump();
+    expect_clean_error(r);
+  }
+  const CliResult both = run_cli("sample -c " + q(with_sweep({{"solver.steps", {3, 5}}})) +
+                                 " --set solver.steps=4 -o " + q(tmp.path / "out"));
+  EXPECT_EQ(both.code, 2) << both.output;
+  EXPECT_TRUE(Contains(both.output, "--set 'solver.steps=4' sets a swept key"));
+  const CliResult distill = run_cli("distill -c " + q(with_sweep({{"solver.steps", {3, 5}}})) + " -o p.pt", tmp.path);
+  EXPECT_EQ(distill.code, 2) << distill.output;
+  EXPECT_TRUE(Contains(distill.output, "/sweep: a sweep makes several runs"));
+  EXPECT_FALSE(fs::exists(tmp.path / "out"));
+}
+
+}  // namespace

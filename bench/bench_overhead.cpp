@@ -76,10 +76,20 @@ int main(int argc, char** argv) {
   shape.insert(shape.end(), meta.sample_shape.begin(), meta.sample_shape.end());
   const Tensor x_t = at::randn(shape);
   const Tensor t = at::full({batch}, meta.process.time_of(1.0));
-  auto bare = [&] { model.forward(x_t, t); };
+  // A class-conditional model is sampled with labels cycling and, when it has a null class,
+  // guidance 2: one evaluation is then one network call on both halves (2 × batch).
+  Tensor labels;
+  const double guidance = meta.num_classes > 0 && meta.null_class ? 2.0 : 1.0;
+  if (meta.num_classes > 0) labels = at::arange(batch, at::kLong).remainder(meta.num_classes);
+  const Tensor bare_x = guidance != 1.0 ? at::cat({x_t, x_t}) : x_t, bare_t = guidance != 1.0 ? at::cat({t, t}) : t;
+  const Tensor bare_y = !labels.defined() ? labels
+                        : guidance != 1.0 ? at::cat({labels, at::full({batch}, meta.num_classes, at::kLong)})
+                                          : labels;
+  auto bare = [&] { model.forward(bare_x, bare_t, bare_y); };
 
-  std::printf("model %s, batch %lld, %d threads, NFE %d, median of %d repeats\n", path.c_str(),
-              static_cast<long long>(batch), threads, nfe, repeats);
+  std::printf("model %s, batch %lld%s, %d threads, NFE %d, median of %d repeats\n", path.c_str(),
+              static_cast<long long>(batch), guidance != 1.0 ? " (guided: calls of 2 x batch)" : "", threads, nfe,
+              repeats);
   std::printf("%-10s %-8s %5s %11s %11s %7s\n", "solver", "state", "steps", "sample ms", "NFE*call ms", "ratio");
   ScheduleSpec spec;
   for (const auto& s : solvers()) {
@@ -95,6 +105,7 @@ int main(int argc, char** argv) {
       const Tensor e = eps.to(dtype);
       const Row r = measure(repeats, plan.nfe, bare, [&] {
         ModelDenoiser den(model, dtype);
+        den.set_condition(labels, guidance);
         const FixedStep midpoint;  // AMED solvers: what a predictor costs aside, the same work
         integrate(s, den, e, plan.grid, {plan.afs, 0, &midpoint}, false);
         den.check_finite(plan.grid);
@@ -111,6 +122,10 @@ int main(int argc, char** argv) {
   nlohmann::json j = {{"model", {{"path", path}, {"threads", thread_arg}}},
                       {"solver", {{"name", "dpmpp2m"}, {"nfe", nfe}}},
                       {"sampling", {{"num_samples", batch}, {"batch_size", batch}}}};
+  if (labels.defined()) {
+    j["sampling"]["labels"] = "cycle";
+    j["sampling"]["guidance"] = guidance;
+  }
   const Config cfg = parse_config(j, "bench", ".");
   const Row r = measure(repeats, nfe, bare, [&] {
     std::filesystem::remove_all(out);

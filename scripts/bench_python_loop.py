@@ -8,11 +8,10 @@ sigma grid with the same solver, and compares with RUN_DIR/samples.npy.
 
 Prints one JSON line: max |python - diffode|, the Python sampling wall time, the NFE it
 counted, and what it ran. The timed region is what diffode's timings.sample_s covers:
-noise, the solver loop and the conversion to float32, for every batch; model loading and
-one warm-up run (the whole sampling loop once) come before it. The warm-up run's own time
-is reported too (python_first_s): the cold case, like diffode's single run (after load
-and the same batch-2 probe call diffode makes), whose first model calls include
-TorchScript's profiling and graph optimization.
+noise, the solver loop and the conversion to float32, for every batch, after loading the
+model and the same batch-2 probe call diffode makes; each batch is also timed alone
+(python_batch_s, as diffode's timings.batch_s), so the first batch (cold: TorchScript's
+profiling and graph optimization) and the later ones (warm) can be compared separately.
 
 Usage: /usr/bin/python3 scripts/bench_python_loop.py RUN_DIR [--threads N] [--warmup K]
 """
@@ -262,6 +261,7 @@ def run_all(D, solver, run, labels, state_dtype, device, clock):
         x = sample(D, solver, eps, sigmas, run["solver"]["afs"], run["solver"]["max_order"],
                    run["schedule"]["denoise_to_zero"])
         out.append(x.to(device="cpu", dtype=torch.float32))
+        clock.setdefault("batch_s", []).append(time.perf_counter() - t0)
     return torch.cat(out)
 
 
@@ -306,7 +306,9 @@ def main():
     ap.add_argument("run_dir", help="a diffode sample output directory (manifest.json, samples.npy)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (default: the thread count diffode used, from its manifest)")
-    ap.add_argument("--warmup", type=int, default=1, help="untimed full runs before the timed one")
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="untimed full runs before the timed one (default 0: the timed run is cold, as diffode's is;"
+                         " its later batches are warm)")
     args = ap.parse_args()
 
     with open(os.path.join(args.run_dir, "manifest.json")) as f:
@@ -380,7 +382,8 @@ def main():
         "precision": run["solver"]["precision"], "threads": threads, "max_abs_diff": diff,
         "bitwise_equal": bool(np.array_equal(ours, ref)), "finite": bool(np.isfinite(ours).all()),
         "python_s": python_s, "python_noise_s": clock["noise_s"], "python_first_s": first_s,
-        "diffode_s": (timings or {}).get("sample_s"),
+        "python_batch_s": clock.get("batch_s", []),
+        "diffode_s": (timings or {}).get("sample_s"), "diffode_batch_s": (timings or {}).get("batch_s", []),
     }
     print(json.dumps(result))
     return 0 if nfe == run["nfe"] else 1

@@ -41,7 +41,7 @@ int batch_files(const fs::path& run_dir) {
   std::error_code ec;
   if (!fs::exists(run_dir / "parts", ec)) return 0;
   for (const auto& e : fs::directory_iterator(run_dir / "parts", ec))
-    if (e.path().filename().string().rfind("batch-", 0) == 0) ++n;
+    if (e.path().filename().string().rfind("batch-", 0) == 0 && e.path().extension() == ".npy") ++n;  // not temporaries
   return n;
 }
 
@@ -204,6 +204,28 @@ TEST(Shards, MergedShardsAreBitIdenticalToOneMachine) {
                                   q(sharded / "shard-1-of-3") + " -o " + q(tmp.path / "merged2"));
   ASSERT_EQ(again.code, 0) << again.output;
   expect_same_outputs(tmp.path / "one", tmp.path / "merged2");
+}
+
+TEST(Shards, TheSlurmArrayScriptShardsOnMachinesOfAnySizeAndMergeFinishes) {
+  // The shipped script as two array tasks, with 1 and 2 CPUs: the thread count is no part
+  // of a run, so the shards merge into what one machine writes.
+  TempDir tmp;
+  const json cfg = {{"model", {{"path", model_path("fmnist_exact.pt").string()}}},
+                    {"solver", {{"name", "dpmpp2m"}, {"nfe", 5}}},
+                    {"sampling", {{"num_samples", 40}, {"batch_size", 8}}}};
+  const fs::path config = write_json(tmp.path / "c.json", cfg);
+  for (int task = 0; task < 2; ++task) {
+    const CliResult r = run_shell("SLURM_ARRAY_TASK_ID=" + std::to_string(task) +
+                                      " SLURM_ARRAY_TASK_COUNT=2 SLURM_CPUS_PER_TASK=" + std::to_string(task + 1) +
+                                      " DIFFODE='" + std::string(DIFFODE_CLI) + "' bash scripts/cluster/slurm_sample.sh " +
+                                      q(config) + " " + q(tmp.path / "runs"),
+                                  repo());
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  const CliResult merged = run_cli("merge " + q(tmp.path / "runs"));
+  ASSERT_EQ(merged.code, 0) << merged.output;
+  ASSERT_EQ(run_cli("sample -c " + q(config) + " -o " + q(tmp.path / "one")).code, 0);
+  expect_same_outputs(tmp.path / "one", tmp.path / "runs");
 }
 
 TEST(Shards, ShardsOfDifferentConfigsOrIncompleteOnesAreRefused) {

@@ -138,7 +138,8 @@ json finish_run(const json& run, const std::vector<fs::path>& part_files, const 
     std::vector<int64_t> part_shape = part.shape;
     const Tensor x = at::from_blob(const_cast<float*>(part.data.data()), part_shape, at::kFloat);
     if (meter)
-      meter->add(x, std::vector<int64_t>(labels.begin() + k, labels.begin() + k + count), num_classes);
+      meter->add(x, labels.empty() ? labels : std::vector<int64_t>(labels.begin() + k, labels.begin() + k + count),
+                 num_classes);
     if (npy) npy->write(part.data.data(), part.data.size() * sizeof(float));
     for (int64_t i = 0; i < count; ++i, ++k) {
       if (is_point_shape(shape)) {
@@ -255,18 +256,26 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
 
   const int64_t steps_total = static_cast<int64_t>(plan.steps) * (b_last - b_first - resumed);
   int64_t steps_done = 0, samples_done = 0;
+  json batch_s = json::array();  // seconds of each batch sampled (the first includes TorchScript's warm-up)
   const auto t_sample = Clock::now();
-  for (int64_t b = b_first; b < b_last; ++b) {
-    const int64_t first = b * batch, count = std::min(batch, n - first);
-    if (parts.complete(first, count)) continue;
-    const Tensor x = job.sample(first, count, [&] {
-      ++steps_done;
+  try {
+    for (int64_t b = b_first; b < b_last; ++b) {
+      const int64_t first = b * batch, count = std::min(batch, n - first);
+      if (parts.complete(first, count)) continue;
+      const auto t_batch = Clock::now();
+      const Tensor x = job.sample(first, count, [&] {
+        ++steps_done;
+        if (opt.progress) opt.progress(steps_done, steps_total, samples_done);
+      });
+      parts.write(first, x);
+      batch_s.push_back(seconds_since(t_batch));
+      samples_done += count;
       if (opt.progress) opt.progress(steps_done, steps_total, samples_done);
-    });
-    parts.write(first, x);
-    samples_done += count;
-    if (opt.progress) opt.progress(steps_done, steps_total, samples_done);
-    spdlog::debug("batch of {} done ({} of {} samples)", count, first + count, n);
+      spdlog::debug("batch of {} done ({} of {} samples)", count, first + count, n);
+    }
+  } catch (const InputError&) {
+    remove_parts(dir);  // this config cannot finish (NaN from the model): nothing is kept
+    throw;
   }
   const double sample_s = seconds_since(t_sample);
   const json timings = {{"load_s", load_s},
@@ -274,6 +283,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
                         {"samples_sampled", samples_done},
                         {"batches_resumed", resumed},
                         {"samples_per_s", samples_done > 0 ? json(static_cast<double>(samples_done) / sample_s) : json(nullptr)},
+                        {"batch_s", batch_s},
                         {"threads", threads}};
 
   if (sharded) {

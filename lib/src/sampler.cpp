@@ -218,9 +218,13 @@ SampleJob::SampleJob(Config cfg, Model model)
   json grid = json::array();
   for (double s : plan_.grid) grid.push_back(std::isinf(s) ? json("inf") : json(s));
   const SolverConfig& sc = cfg_.solver;
+  // The thread count changes no sample (DESIGN.md §6): it is in timings.json, not here, so
+  // shards and resumed runs on machines of any size belong to one run.
+  json config = cfg_.json;
+  config["model"].erase("threads");
   identity_ = {
       {"diffode_version", kVersion},
-      {"config", cfg_.json},
+      {"config", config},
       {"model", {{"path", model_.path().string()}, {"sha256", model_.sha256()}, {"metadata", meta.json}}},
       {"solver",
        {{"name", solver_->name}, {"steps", plan_.steps}, {"nfe", plan_.nfe}, {"afs", plan_.afs},

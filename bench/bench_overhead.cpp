@@ -2,11 +2,12 @@
 // for every solver, measured in one run. Each repeat times NFE bare calls and then one
 // sampling run back to back, and the ratio is taken per repeat (median reported), so a
 // change of machine load between the two is mostly cancelled.
-// Usage: diffode_bench MODEL BATCH NFE [THREADS] [REPEATS]
+// Usage: diffode_bench MODEL BATCH NFE [THREADS] [REPEATS] [STATES]   (STATES: float32,float64)
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -57,7 +58,7 @@ Row measure(int repeats, int nfe, Bare&& bare, Run&& run) {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: %s MODEL BATCH NFE [THREADS] [REPEATS]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL BATCH NFE [THREADS] [REPEATS] [STATES]\n", argv[0]);
     return 2;
   }
   const std::string path = argv[1];
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   const int thread_arg = argc > 4 ? std::stoi(argv[4]) : 0;
   const int threads = set_threads(thread_arg);
   const int repeats = argc > 5 ? std::stoi(argv[5]) : 7;
+  const std::string states = argc > 6 ? argv[6] : "float32,float64";
   c10::InferenceMode guard;
 
   const Model model = Model::load({path});
@@ -91,7 +93,9 @@ int main(int argc, char** argv) {
               static_cast<long long>(batch), guidance != 1.0 ? " (guided: calls of 2 x batch)" : "", threads, nfe,
               repeats);
   std::printf("%-10s %-8s %5s %11s %11s %7s\n", "solver", "state", "steps", "sample ms", "NFE*call ms", "ratio");
+  // A flow model from t = 1 (sigma_max inf) has no polynomial grid: time-uniform in t there.
   ScheduleSpec spec;
+  if (std::isinf(meta.sigma_max)) spec.name = "time_uniform";
   for (const auto& s : solvers()) {
     StepPlan plan;
     try {
@@ -101,6 +105,7 @@ int main(int argc, char** argv) {
       continue;
     }
     for (const char* precision : {"float32", "float64"}) {
+      if (states.find(precision) == std::string::npos) continue;
       const auto dtype = std::string(precision) == "float64" ? at::kDouble : at::kFloat;
       const Tensor e = eps.to(dtype);
       const Row r = measure(repeats, plan.nfe, bare, [&] {
@@ -121,6 +126,7 @@ int main(int argc, char** argv) {
   const std::filesystem::path out = std::filesystem::temp_directory_path() / "diffode-bench-run";
   nlohmann::json j = {{"model", {{"path", path}, {"threads", thread_arg}}},
                       {"solver", {{"name", "dpmpp2m"}, {"nfe", nfe}}},
+                      {"schedule", {{"name", spec.name}}},
                       {"sampling", {{"num_samples", batch}, {"batch_size", batch}}}};
   if (labels.defined()) {
     j["sampling"]["labels"] = "cycle";

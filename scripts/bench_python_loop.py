@@ -245,6 +245,16 @@ def make_noise(seed, first, count, shape):
     return torch.stack(rows)
 
 
+def manual_seed_noise_s(seed, n, shape):
+    """Seconds to draw the run's noise literally as DESIGN.md §6 writes it (torch.manual_seed(seed
+    + k); torch.randn(shape) per sample): what a first Python loop would do before optimizing."""
+    t0 = time.perf_counter()
+    for k in range(n):
+        torch.manual_seed(seed + k)
+        torch.randn(shape)
+    return time.perf_counter() - t0
+
+
 def run_all(D, solver, run, labels, state_dtype, device, clock):
     """All batches of the run -> [N, *shape] float32; clock["noise_s"] += time spent drawing noise."""
     cfg = run["config"]
@@ -383,6 +393,7 @@ def main():
         "bitwise_equal": bool(np.array_equal(ours, ref)), "finite": bool(np.isfinite(ours).all()),
         "python_s": python_s, "python_noise_s": clock["noise_s"], "python_first_s": first_s,
         "python_batch_s": clock.get("batch_s", []),
+        "python_manual_seed_noise_s": manual_seed_noise_s(cfg["sampling"]["seed"], n, run["model"]["metadata"]["sample_shape"]),
         "diffode_s": (timings or {}).get("sample_s"), "diffode_batch_s": (timings or {}).get("batch_s", []),
     }
     print(json.dumps(result))

@@ -24,14 +24,6 @@
 namespace {
 
 using namespace diffode::test::cli;
-using diffode::test::CliResult;
-using diffode::test::data_path;
-using diffode::test::model_path;
-using diffode::test::repo;
-using diffode::test::run_cli;
-using diffode::test::TempDir;
-using nlohmann::json;
-namespace fs = std::filesystem;
 
 uint32_t le16(const std::string& s, size_t at) { return uint8_t(s[at]) | uint32_t(uint8_t(s[at + 1])) << 8; }
 

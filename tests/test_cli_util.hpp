@@ -13,6 +13,13 @@
 namespace diffode::test::cli {
 
 namespace fs = std::filesystem;
+using diffode::test::CliResult;
+using diffode::test::data_path;
+using diffode::test::model_path;
+using diffode::test::repo;
+using diffode::test::run_cli;
+using diffode::test::run_shell;
+using diffode::test::TempDir;
 using nlohmann::json;
 
 inline ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {

@@ -11,11 +11,6 @@
 namespace {
 
 using namespace diffode::test::cli;
-using diffode::test::CliResult;
-using diffode::test::model_path;
-using diffode::test::repo;
-using diffode::test::run_cli;
-using diffode::test::TempDir;
 
 struct CompareDir {
   TempDir tmp;

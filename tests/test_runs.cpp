@@ -14,12 +14,6 @@
 namespace {
 
 using namespace diffode::test::cli;
-using diffode::test::CliResult;
-using diffode::test::model_path;
-using diffode::test::repo;
-using diffode::test::run_cli;
-using diffode::test::run_shell;
-using diffode::test::TempDir;
 
 const std::vector<std::string> kOutputs = {"grid.png", "manifest.json", "samples.npy"};
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -365,6 +366,37 @@ std::string compare_markdown(const json& c) {
       << ref["/convergence/half_steps"_json_pointer] << " steps. " << c["seeds"]["count"] << " samples, seeds "
       << c["seeds"]["first"] << "+.\n\n";
   const bool fd = ref.contains("frechet_distance");
+  // Summary: one row per solver, RMSE (and FD) at each target NFE.
+  std::vector<std::string> labels;
+  std::vector<int> targets;
+  for (const auto& r : c["cells"]) {
+    if (std::find(labels.begin(), labels.end(), r["label"]) == labels.end()) labels.push_back(r["label"]);
+    if (std::find(targets.begin(), targets.end(), r["target_nfe"]) == targets.end()) targets.push_back(r["target_nfe"]);
+  }
+  out << "| solver |";
+  for (int t : targets) out << " RMSE @" << t << " |";
+  if (fd)
+    for (int t : targets) out << " FD @" << t << " |";
+  out << "\n|---|";
+  for (size_t i = 0; i < targets.size() * (fd ? 2 : 1); ++i) out << "---:|";
+  out << "\n";
+  for (const auto& label : labels) {
+    out << "| " << label << " |";
+    for (const char* key : {"rmse", "frechet_distance"}) {
+      if (std::string(key) == "frechet_distance" && !fd) continue;
+      for (int t : targets) {
+        std::string text = "–";
+        for (const auto& r : c["cells"])
+          if (r["label"] == label && r["target_nfe"] == t && !r[key].is_null()) {
+            text = num(r[key], std::string(key) == "rmse" ? "{:.4f}" : "{:.1f}");
+            if (r["nfe"] != r["target_nfe"]) text += " (NFE " + r["nfe"].dump() + ")";
+          }
+        out << " " << text << " |";
+      }
+    }
+    out << "\n";
+  }
+  out << "\nEvery cell:\n\n";
   out << "| solver | NFE | RMSE | max err | PSNR (dB) |" << (fd ? " FD |" : "") << " time (s) |\n";
   out << "|---|---:|---:|---:|---:|" << (fd ? "---:|" : "") << "---:|\n";
   for (const auto& r : c["cells"]) {

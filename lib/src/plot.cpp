@@ -47,7 +47,7 @@ void draw(const std::vector<PlotSeries>& series, const std::string& x_label, con
   pls.col0(1);
   pls.schr(0, 0.9);
   pls.adv(0);
-  pls.vsta();
+  pls.vpor(0.09, 0.74, 0.12, 0.9);  // the legend goes to the right of the axes, off the data
   pls.wind(lx0, lx1, ly0, ly1);
   // Log axes; x is labelled at the data's own values (NFEs are few and small), y by decades.
   pls.box("bclst", 0, 0, "bcnlstv", 0, 0);
@@ -93,7 +93,8 @@ void draw(const std::vector<PlotSeries>& series, const std::string& x_label, con
     PLFLT w = 0, h = 0;
     std::vector<PLINT> text_colours(series.size(), 1);
     pls.col0(1);
-    pls.legend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_RIGHT | PL_POSITION_TOP, 0.01, 0.01,
+    pls.legend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_RIGHT | PL_POSITION_OUTSIDE,
+               0.02, 0.0,
                0.08, 0, 1, 1, 0, 0, static_cast<PLINT>(series.size()), opts.data(), 0.8, 0.8, 2.0, 0.0,
                text_colours.data(), texts.data(), nullptr, nullptr, nullptr, nullptr, colours.data(), styles.data(),
                widths.data(), colours.data(), scales.data(), markers_n.data(), markers.data());

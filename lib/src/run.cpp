@@ -2,6 +2,7 @@
 // DESIGN.md §8; shards of a run and their merge; the lock and resume rules.
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cmath>
@@ -85,6 +86,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The process's peak resident memory so far, in MiB (Linux reports KiB).
+double peak_rss_mb() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
 
 std::string number_text(double v) { return std::isinf(v) ? "inf" : json(v).dump(); }
 
@@ -302,6 +310,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   const json manifest = finish_run(run, files, dir);
   json t = timings;
   t["total_s"] = seconds_since(t_start);
+  t["peak_rss_mb"] = peak_rss_mb();
   write_file_atomic(dir / "timings.json", t.dump(2) + "\n");
   remove_parts(dir);
   created.keep();

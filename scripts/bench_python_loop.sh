@@ -11,7 +11,8 @@
 #   defaults 10, 4096, 64 (one batch per model). Environment: DIFFODE (binary, default
 #   ./build/diffode), THREADS (model.threads for diffode, default 0 = all cores; Python
 #   uses the count diffode reports), PYTHON (default /usr/bin/python3), SOLVERS (default
-#   "euler heun dpmpp2m ipndm"), TOL (default 1e-5; exit 1 if any difference exceeds it).
+#   "euler heun dpmpp2m ipndm"), TOL (default 1e-5; exit 1 if any difference exceeds it),
+#   REPEATS (default 3: each pair runs this often, times are medians, alternating sides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nfe=${1:-10}
@@ -22,6 +23,7 @@ threads=${THREADS:-0}
 python=${PYTHON:-/usr/bin/python3}
 solvers=${SOLVERS:-euler heun dpmpp2m ipndm}
 tol=${TOL:-1e-5}
+repeats=${REPEATS:-3}
 
 [ -x "$diffode" ] || { echo "no diffode binary at $diffode (set DIFFODE)" >&2; exit 2; }
 tmp=$(mktemp -d /tmp/bench_python_loop.XXXXXX)
@@ -45,7 +47,8 @@ for case in "${cases[@]}"; do
   batch=${case##*|}
   name=$(basename "$config" .json)
   for solver in $solvers; do
-    dir="$tmp/$name-$solver"
+   for rep in $(seq "$repeats"); do
+    dir="$tmp/$name-$solver-$rep"
     if ! "$diffode" sample -c "$config" --set solver.name="$solver" --set solver.nfe="$nfe" \
         --set sampling.num_samples=$((2 * batch)) --set sampling.batch_size="$batch" \
         --set model.threads="$threads" --set output.npy=true --set output.png=false \
@@ -61,6 +64,7 @@ for case in "${cases[@]}"; do
       [ -n "$out" ] || out=$(printf '{"model": "%s", "solver": "%s", "error": "python failed"}' "$name" "$solver")
     fi
     echo "$out" >>"$results"
+   done
   done
 done
 echo "load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -68,7 +72,26 @@ echo
 
 "$python" - "$results" "$tol" <<'PY'
 import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+import statistics
+raw = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+rows, groups = [], {}
+for r in raw:  # the repeats of one (model, solver): median times, worst difference
+    groups.setdefault((r["model"], r["solver"]), []).append(r)
+for reps in groups.values():
+    ok = [r for r in reps if "error" not in r]
+    if len(ok) < len(reps):
+        rows.append(next(r for r in reps if "error" in r))
+        continue
+    r = dict(ok[0])
+    med = lambda key: statistics.median(x[key] for x in ok)
+    r["diffode_s"], r["python_s"], r["python_noise_s"] = med("diffode_s"), med("python_s"), med("python_noise_s")
+    r["python_manual_seed_noise_s"] = med("python_manual_seed_noise_s")
+    r["max_abs_diff"] = max(x["max_abs_diff"] for x in ok)
+    r["finite"] = all(x["finite"] for x in ok)
+    r["diffode_batch_s"] = [statistics.median(x["diffode_batch_s"][-1] for x in ok)] * 2
+    r["python_batch_s"] = [statistics.median(x["python_batch_s"][-1] for x in ok)] * 2
+    r["repeats"] = len(ok)
+    rows.append(r)
 tol = float(sys.argv[2])
 head = (f"{'model':<13} {'solver':<8} {'NFE':>3} {'batch':>5} {'max|diff|':>9}   {'diffode s':>9} {'python s':>9} "
         f"{'ratio':>6} {'ratio*':>6}   {'warm: diffode ms':>16} {'python ms':>9} {'ratio':>6}")
@@ -94,7 +117,8 @@ good = [r for r in rows if "error" not in r]
 if good:
     r = good[0]
     print(f"ratio = python / diffode (> 1: diffode faster). {r['threads']} threads both sides, solver state "
-          f"{r['precision']}, model calls float32. Two batches per run, after loading the model and one probe call:\n"
+          f"{r['precision']}, model calls float32; medians of {r['repeats']} runs each side. Two batches per run,\n"
+          "after loading the model and one probe call:\n"
           "diffode s / python s: both batches (cold: noise, solver, float32 copy; diffode also writes its batch files);\n"
           "ratio*: the same with the noise drawn literally as torch.manual_seed(seed + k); torch.randn(shape) per\n"
           "  sample (DESIGN.md section 6), measured separately; the Python loop itself uses a private generator\n"

@@ -60,6 +60,14 @@ TEST(Noise, MatchesTorchManualSeedRandn) {
 TEST(Noise, SampleDependsOnlyOnItsSeed) {
   const Tensor all = make_noise(10, 0, 5, {2});
   for (int64_t k = 0; k < 5; ++k) EXPECT_TRUE(at::equal(all[k], make_noise(10 + k, 0, 1, {2})[0]));
+  // Many rows are drawn by several threads: still each row as if alone.
+  set_threads(2);
+  const Tensor many = make_noise(7, 0, 1000, {2});
+  set_threads(1);
+  const Tensor serial = make_noise(7, 0, 1000, {2});
+  EXPECT_TRUE(at::equal(many, serial));
+  for (int64_t k : {0, 63, 64, 500, 999}) EXPECT_TRUE(at::equal(many[k], make_noise(7 + k, 0, 1, {2})[0])) << k;
+  set_threads(0);
 }
 
 TEST(Run, SamplesAreBitIdenticalWhateverTheBatchSizeAndThreads) {

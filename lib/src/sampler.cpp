@@ -122,11 +122,15 @@ Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<
   std::vector<int64_t> full = {count};
   full.insert(full.end(), shape.begin(), shape.end());
   Tensor out = at::empty(full, at::kFloat);
-  at::Generator gen = at::detail::createCPUGenerator();
-  for (int64_t k = 0; k < count; ++k) {
-    gen.set_current_seed(static_cast<uint64_t>(seed + first + k));  // = torch.manual_seed(seed + k)
-    out[k].normal_(0.0, 1.0, gen);  // = torch.randn(shape): row k is contiguous, of that shape
-  }
+  // Rows are independent (one generator state per seed), so threads split them; each
+  // thread reseeds its own generator, and every row gets the same numbers as alone.
+  at::parallel_for(0, count, 64, [&](int64_t begin, int64_t end) {
+    at::Generator gen = at::detail::createCPUGenerator();
+    for (int64_t k = begin; k < end; ++k) {
+      gen.set_current_seed(static_cast<uint64_t>(seed + first + k));  // = torch.manual_seed(seed + k)
+      out[k].normal_(0.0, 1.0, gen);  // = torch.randn(shape): row k is contiguous, of that shape
+    }
+  });
   return out;
 }
 

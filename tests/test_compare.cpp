@@ -143,7 +143,7 @@ TEST(Compare, AnUnreachableNfeUsesTheLargestReachableOneBelowIt) {
 
 TEST(Compare, AmedCellsTakeThePredictorOfTheirNfe) {
   CompareDir d;
-  const std::string predictor = (repo() / "models" / "fmnist_flow.amed-ipndm-{nfe}.pt").string();
+  const std::string predictor = "models/fmnist_flow.amed-ipndm-{nfe}.pt";  // --set: against the working directory
   const CliResult r = run_cli("compare -c " + q(repo() / "configs" / "fmnist_flow_compare.json") +
                               " --set sampling.num_samples=10 --set sampling.batch_size=10"
                               " --set compare.reference.steps=20 --set compare.reference.tolerance=1"
@@ -160,6 +160,24 @@ TEST(Compare, AmedCellsTakeThePredictorOfTheirNfe) {
   }
   EXPECT_TRUE(c["reference"]["frechet_distance"].is_number());
   EXPECT_TRUE(Contains(r.output, "| FD |"));
+}
+
+TEST(Compare, LabelsThatLookAlikeOnDiskKeepTheirOwnCells) {
+  CompareDir d;
+  json j = exact_compare_config();
+  j["compare"]["solvers"] = {{{"name", "euler"}, {"label", "a b"}}, {{"name", "dpmpp2m"}, {"label", "a_b"}}};
+  const fs::path cfg = write_json(d.tmp.path / "l.json", j);
+  ASSERT_EQ(run_cli("compare -c " + q(cfg) + " -o " + q(d.tmp.path / "out")).code, 0);
+  EXPECT_EQ(files_under(d.tmp.path / "out" / "cells").size(), 8u);
+  const CliResult again = run_cli("compare -c " + q(cfg) + " -o " + q(d.tmp.path / "out"));
+  ASSERT_EQ(again.code, 0) << again.output;
+  size_t kept = 0;
+  for (size_t at = again.output.find("kept from"); at != std::string::npos; at = again.output.find("kept from", at + 1))
+    ++kept;
+  EXPECT_EQ(kept, 4u) << again.output;
+  const std::string csv = read_file(d.tmp.path / "out" / "compare.csv");
+  EXPECT_TRUE(Contains(csv, "\na b,euler,4,"));
+  EXPECT_TRUE(Contains(csv, "\na_b,dpmpp2m,4,"));
 }
 
 TEST(Compare, AReferenceThatHasNotConvergedIsRefused) {

@@ -103,6 +103,17 @@ TEST(Resume, ResumeRefusesTheRunOfAnotherConfig) {
   EXPECT_EQ(snapshot(out), before);
 }
 
+TEST(Resume, ARunOfAnotherConfigReplacesEveryOutputOfTheOldOne) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  ASSERT_EQ(run_cli(quick_sample(out, "--set output.png=true")).code, 0);
+  ASSERT_TRUE(fs::exists(out / "samples" / "0.png"));
+  const CliResult r = run_cli(quick_sample(out, "--set solver.name=euler --set output.npy=false"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(Contains(r.output, "holds a finished run of another config"));
+  EXPECT_EQ(files_under(out), (std::vector<std::string>{"grid.png", "manifest.json", "timings.json"}));
+}
+
 TEST(Resume, ASecondWriterIsRefusedAndTheFirstFinishesUnmixed) {
   TempDir tmp;
   const fs::path out = tmp.path / "out";
@@ -242,7 +253,42 @@ TEST(Shards, ShardsOfDifferentConfigsOrIncompleteOnesAreRefused) {
 
   const CliResult twice = run_cli("merge " + q(a / "shard-0-of-2") + " " + q(a / "shard-0-of-2") + " -o " + q(tmp.path / "m"));
   EXPECT_EQ(twice.code, 2) << twice.output;
-  EXPECT_TRUE(Contains(twice.output, "shard 0 of 2 is given twice"));
+  EXPECT_TRUE(Contains(twice.output, "shard-0-of-2 is given twice"));
+}
+
+TEST(Shards, AShardWhoseBatchesAreFromAnotherConfigOrAMalformedRecordIsRefused) {
+  TempDir tmp;
+  const fs::path a = tmp.path / "a", b = tmp.path / "b";
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(run_cli(quick_sample(a) + " --shard " + std::to_string(i) + "/2").code, 0);
+  ASSERT_EQ(run_cli(quick_sample(b, "--set sampling.seed=9") + " --shard 0/2").code, 0);
+  // As if shard 0 had been re-run with another config and stopped: its batches are b's.
+  fs::copy_file(b / "shard-0-of-2" / "parts" / "run.json", a / "shard-0-of-2" / "parts" / "run.json",
+                fs::copy_options::overwrite_existing);
+  const CliResult r = run_cli("merge " + q(a));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "its batch files belong to another run than its shard.json"));
+  EXPECT_FALSE(fs::exists(a / "manifest.json"));
+
+  write_json(a / "shard-1-of-2" / "shard.json", {{"shard", {{"index", 1}, {"count", 2}}}});
+  const CliResult malformed = run_cli("merge " + q(a / "shard-1-of-2") + " -o " + q(tmp.path / "m"));
+  EXPECT_EQ(malformed.code, 2) << malformed.output;
+  EXPECT_TRUE(Contains(malformed.output, "shard.json: not a shard record written by diffode"));
+  expect_clean_error(malformed);
+}
+
+TEST(Shards, ABatchRunIsShardedRunByRunAndMergedFromItsFolder) {
+  TempDir tmp;
+  json j = {{"model", {{"path", model_path("fmnist_exact.pt").string()}}},
+            {"solver", {{"name", "euler"}, {"nfe", 4}}},
+            {"sampling", {{"num_samples", 24}, {"batch_size", 8}}},
+            {"sweep", {{"solver.name", {"euler", "dpmpp2m"}}}}};
+  const fs::path cfg = write_json(tmp.path / "sweep.json", j);
+  ASSERT_EQ(run_cli("sample -c " + q(cfg) + " -o " + q(tmp.path / "one")).code, 0);
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(run_cli("sample -c " + q(cfg) + " --shard " + std::to_string(i) + "/2 -o " + q(tmp.path / "sh")).code, 0);
+  const CliResult merged = run_cli("merge " + q(tmp.path / "sh"));
+  ASSERT_EQ(merged.code, 0) << merged.output;
+  for (const char* run : {"name-euler", "name-dpmpp2m"}) expect_same_outputs(tmp.path / "one" / run, tmp.path / "sh" / run);
 }
 
 TEST(Shards, BadShardSpecsAreNamed) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -108,6 +109,25 @@ int cmd_sample(const SampleArgs& args) { return run_configs(args, run_sample, fa
 int cmd_compare(const SampleArgs& args) { return run_configs(args, run_compare, true); }
 
 int cmd_merge(const std::vector<fs::path>& dirs, const std::optional<fs::path>& out) {
+  auto holds_shards = [](const fs::path& d) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(d, ec))
+      if (e.is_directory() && e.path().filename().string().rfind("shard-", 0) == 0) return true;
+    return false;
+  };
+  if (!out && dirs.size() == 1 && fs::is_directory(dirs[0]) && !fs::exists(dirs[0] / "shard.json") &&
+      !holds_shards(dirs[0])) {
+    // A batch run's folder: every run folder in it that holds shards is merged in place.
+    std::vector<fs::path> runs;
+    for (const auto& e : fs::directory_iterator(dirs[0]))
+      if (e.is_directory() && holds_shards(e.path())) runs.push_back(fs::absolute(e.path()));
+    std::sort(runs.begin(), runs.end());
+    for (const auto& run : runs) {
+      merge_shards({run}, run);
+      std::cout << run.string() << "\n";
+    }
+    if (!runs.empty()) return 0;
+  }
   fs::path out_dir;
   if (out) {
     out_dir = fs::absolute(*out);

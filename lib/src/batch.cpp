@@ -15,14 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string csv_field(const json& v) {
-  std::string text = v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump();
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return quoted + "\"";
-}
-
 // One index row: the run, where it is, what was swept, and its headline numbers.
 json index_row(const NamedConfig& r, const json& result) {
   json row = {{"run", r.name}, {"dir", r.name}, {"config", r.config.source}, {"sweep", r.sweep}};

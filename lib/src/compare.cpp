@@ -175,14 +175,16 @@ Reference reference_solution(const Config& cfg, const Model& model) {
 
 // One (solver, target NFE) cell: its config at the largest reachable NFE <= target.
 struct Cell {
+  size_t solver;  // index in compare.solvers
   std::string label;
   int target;
   std::optional<SampleJob> job;  // none when no NFE <= target is reachable
   std::string why;               // ... and why
 };
 
-Cell plan_cell(const Config& cfg, const Model& model, const json& solver, int target) {
-  Cell cell{solver["label"].get<std::string>(), target, std::nullopt, ""};
+Cell plan_cell(const Config& cfg, const Model& model, size_t index, int target) {
+  const json& solver = cfg.compare->solvers[index];
+  Cell cell{index, solver["label"].get<std::string>(), target, std::nullopt, ""};
   for (int nfe = target; nfe >= 1; --nfe) {
     const Config c = solver_config(cfg, solver, nfe, std::nullopt);
     try {
@@ -229,12 +231,14 @@ Image labelled_rows(const std::vector<std::pair<std::string, at::Tensor>>& rows,
 
 std::string csv_of(const json& cells) {
   std::ostringstream out;
-  out << "label,solver,target_nfe,nfe,steps,afs,rmse,max_err,psnr,frechet_distance,time_s\n";
-  auto field = [](const json& v) { return v.is_null() ? std::string() : v.is_string() ? v.get<std::string>() : v.dump(); };
-  for (const auto& c : cells)
-    out << field(c["label"]) << "," << field(c["solver"]) << "," << field(c["target_nfe"]) << "," << field(c["nfe"])
-        << "," << field(c["steps"]) << "," << field(c["afs"]) << "," << field(c["rmse"]) << "," << field(c["max_err"])
-        << "," << field(c["psnr"]) << "," << field(c["frechet_distance"]) << "," << field(c["time_s"]) << "\n";
+  const std::vector<std::string> cols = {"label", "solver", "target_nfe", "nfe", "steps", "afs",
+                                         "rmse", "max_err", "psnr", "frechet_distance", "time_s"};
+  for (size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
+  out << "\n";
+  for (const auto& c : cells) {
+    for (size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << csv_field(c.value(cols[i], json()));
+    out << "\n";
+  }
   return out.str();
 }
 
@@ -254,8 +258,8 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
 
   // Every cell planned (and its files checked) before anything is sampled.
   std::vector<Cell> cells;
-  for (const auto& solver : cc.solvers)
-    for (int target : cc.nfe) cells.push_back(plan_cell(cfg, model, solver, target));
+  for (size_t i = 0; i < cc.solvers.size(); ++i)
+    for (int target : cc.nfe) cells.push_back(plan_cell(cfg, model, i, target));
   std::optional<FeatureModel> features;
   std::optional<ReferenceStats> stats;
   if (cfg.eval) {
@@ -291,8 +295,9 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
       continue;
     }
     const SampleJob& job = *cell.job;
-    const json identity = {{"run", job.identity()}, {"reference", ref.info["cache"]}};
-    const std::string name = safe_name(cell.label) + "@" + std::to_string(job.plan().nfe);
+    const json identity = {{"run", job.identity()}, {"reference", ref.info["cache"]}, {"shown", shown}};
+    const std::string name =
+        std::to_string(cell.solver) + "-" + safe_name(cell.label) + "@" + std::to_string(job.plan().nfe);
     const fs::path saved = out_dir / "cells" / (name + ".json"), thumbs = out_dir / "cells" / (name + ".npy");
     json result;
     if (const json earlier = read_json(saved); earlier.is_object() && earlier.value("identity", json()) == identity &&

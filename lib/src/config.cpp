@@ -255,6 +255,9 @@ void set_value(json& root, const std::vector<std::string>& parts, json value, co
     fs::path p = value.get<std::string>();
     if (p.is_relative()) value = (base / p).lexically_normal().string();
   }
+  if (f && f->kind == Kind::Object) resolve_paths(value, f->children, base);  // e.g. --set 'solver={...}'
+  if (f && f->kind == Kind::ObjectList && value.is_array())
+    for (auto& e : value) resolve_paths(e, f->children, base);
   (*node)[parts.back()] = std::move(value);
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -202,17 +203,29 @@ void write_file_atomic(const fs::path& path, const std::string& bytes) {
 // ---- run directory lock ----
 
 DirLock::DirLock(const fs::path& dir) : path_(dir / ".lock") {
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw OutputError("cannot create the lock file " + path_.string() + ": " + errno_text());
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    char pid[32] = {0};
-    const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+  // The holder removes the file when it lets go; a process that opened it just before
+  // would then lock a file no longer in the folder, so the lock counts only if the locked
+  // file is still the one at the path (else try again).
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw OutputError("cannot create the lock file " + path_.string() + ": " + errno_text());
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {0};
+      const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+      ::close(fd_);
+      fd_ = -1;
+      throw InputError(dir.string() + " is being written by another diffode process" +
+                       (n > 0 ? " (pid " + std::string(pid, static_cast<size_t>(n)) + ")" : std::string()) +
+                       "; wait for it to finish or give another output directory");
+    }
+    struct stat held {}, at_path {};
+    if (::fstat(fd_, &held) == 0 && ::stat(path_.c_str(), &at_path) == 0 && held.st_ino == at_path.st_ino &&
+        held.st_dev == at_path.st_dev)
+      break;
     ::close(fd_);
     fd_ = -1;
-    throw InputError(dir.string() + " is being written by another diffode process" +
-                     (n > 0 ? " (pid " + std::string(pid, static_cast<size_t>(n)) + ")" : std::string()) +
-                     "; wait for it to finish or give another output directory");
   }
+  if (fd_ < 0) throw OutputError("cannot take the lock " + path_.string() + ": it keeps being replaced");
   const std::string me = std::to_string(::getpid());
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size()))
     spdlog::debug("could not write the pid into {}", path_.string());
@@ -222,6 +235,14 @@ DirLock::~DirLock() {
   if (fd_ < 0) return;
   ::unlink(path_.c_str());
   ::close(fd_);
+}
+
+std::string csv_field(const nlohmann::json& v) {
+  std::string text = v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump();
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
 }
 
 fs::path cache_dir() {

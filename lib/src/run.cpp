@@ -4,11 +4,13 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 
 #include "diffode/error.hpp"
@@ -344,13 +346,32 @@ json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
   fs::path run_from;
   int count = 0;
   std::map<int, std::pair<fs::path, json>> shards;
+  std::vector<std::unique_ptr<DirLock>> locks;  // no shard may change while it is merged
+  std::vector<fs::path> seen;
   for (const auto& d : shard_dirs) {
+    const fs::path canonical = fs::weakly_canonical(d);
+    if (std::find(seen.begin(), seen.end(), canonical) != seen.end())
+      throw InputError("merge: shard folder " + d.string() + " is given twice");
+    seen.push_back(canonical);
+    locks.push_back(std::make_unique<DirLock>(d));
     const json s = read_json_file(d / "shard.json");
     if (!s.is_object()) {
       throw InputError("merge: " + d.string() + " is incomplete (no shard.json: its sampling did not finish); re-run "
                        "that shard with --resume");
     }
+    const bool well_formed = s.contains("run") && s["run"].is_object() && s.contains("shard") &&
+                             s["shard"].value("index", json()).is_number_integer() &&
+                             s["shard"].value("count", json()).is_number_integer() && s.contains("batches") &&
+                             s["batches"].value("first", json()).is_number_integer() &&
+                             s["batches"].value("last", json()).is_number_integer();
+    if (!well_formed) throw InputError("merge: " + (d / "shard.json").string() + ": not a shard record written by diffode");
+    if (read_json_file(d / "parts" / "run.json") != s["run"])
+      throw InputError("merge: " + d.string() + ": its batch files belong to another run than its shard.json (it was "
+                       "re-run with another config); re-run that shard");
     const int idx = s["shard"]["index"].get<int>(), n = s["shard"]["count"].get<int>();
+    if (n < 1 || idx < 0 || idx >= n)
+      throw InputError("merge: " + (d / "shard.json").string() + ": shard " + std::to_string(idx) + " of " +
+                       std::to_string(n) + " is out of range");
     if (run.is_null()) {
       run = s["run"];
       run_from = d;

@@ -98,11 +98,23 @@ RunParts::RunParts(const fs::path& dir, const json& run, bool resume)
                  first_difference(earlier, run));
     remove_parts(dir);
   }
-  if (resume) {
-    const json done = read_json(dir / "manifest.json");
-    if (done.is_object() && done.contains("run") && done["run"] != run)
+  // A finished run (or shard) of another config: refused with --resume; else its outputs
+  // go first (manifest before the files, so a crash leaves no manifest over other samples).
+  for (const char* record : {"manifest.json", "shard.json"}) {
+    const json done = read_json(dir / record);
+    if (!done.is_object() || !done.contains("run") || done["run"] == run) continue;
+    if (resume && earlier != run)
       throw InputError("--resume: " + dir.string() + " holds a finished run of another config (" +
                        first_difference(done["run"], run) + "); remove it or give another output directory");
+    spdlog::warn("{} holds a finished run of another config ({}): replacing it", dir.string(),
+                 first_difference(done["run"], run));
+    std::error_code ec;
+    fs::remove(dir / record, ec);
+    if (done.contains("files") && done["files"].is_array())
+      for (const auto& f : done["files"])
+        if (f.is_string()) fs::remove(dir / f.get<std::string>(), ec);
+    for (const char* other : {"timings.json", "grid.png", "samples.npy"}) fs::remove(dir / other, ec);
+    fs::remove(dir / "samples", ec);  // only if empty
   }
   fs::create_directories(dir_);
   if (earlier != run) write_file_atomic(dir_ / "run.json", run.dump(2) + "\n");

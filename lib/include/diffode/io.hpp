@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,9 @@ class DirLock {
   std::filesystem::path path_;
   int fd_ = -1;
 };
+
+// A JSON value as one CSV field: strings bare, null empty, quoted when it holds , " or a newline.
+std::string csv_field(const nlohmann::json& v);
 
 // Where diffode caches teacher trajectories and reference solutions: $DIFFODE_CACHE,
 // else $XDG_CACHE_HOME/diffode, else ~/.cache/diffode.

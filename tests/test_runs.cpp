@@ -17,10 +17,10 @@ using namespace diffode::test::cli;
 
 const std::vector<std::string> kOutputs = {"grid.png", "manifest.json", "samples.npy"};
 
-// fmnist_flow, guided: slow enough per batch (a few tenths of a second) to be killed mid-run.
+// fmnist_flow, guided: 24 batches, each slow enough (a few tenths of a second) to act mid-run.
 std::string slow_sample(const fs::path& out) {
   return "sample -c " + q(repo() / "configs" / "fmnist_flow.json") +
-         " --set sampling.num_samples=48 --set sampling.batch_size=4 --set solver.nfe=8 --set model.threads=1 -o " +
+         " --set sampling.num_samples=96 --set sampling.batch_size=4 --set solver.nfe=8 --set model.threads=1 -o " +
          q(out);
 }
 
@@ -80,11 +80,11 @@ TEST(Resume, KillDashNineMidRunThenResumeGivesByteIdenticalOutputs) {
   for (const auto& f : kOutputs) EXPECT_FALSE(fs::exists(out / f)) << f;
   const int kept = batch_files(out);
   EXPECT_GE(kept, 2);
-  EXPECT_LT(kept, 12);
+  EXPECT_LT(kept, 24);
 
   const CliResult resumed = run_cli(slow_sample(out) + " --resume");
   ASSERT_EQ(resumed.code, 0) << resumed.output;
-  EXPECT_TRUE(Contains(resumed.output, "resuming: " + std::to_string(kept) + " of 12 batches already complete"));
+  EXPECT_TRUE(Contains(resumed.output, "resuming: " + std::to_string(kept) + " of 24 batches already complete"));
   expect_same_outputs(tmp.path / "whole", out);
   // Nothing else is left: no parts, no lock, no temporaries.
   EXPECT_EQ(files_under(out), (std::vector<std::string>{"grid.png", "manifest.json", "samples.npy", "timings.json"}));

@@ -29,12 +29,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  json j = json::parse(in, nullptr, false);
-  return j.is_discarded() ? json() : j;
-}
-
 // The base config with its solver replaced by `solver` at `nfe` or `steps` ("{nfe}" in a
 // predictor path becomes the NFE).
 Config solver_config(const Config& base, json solver, std::optional<int> nfe, std::optional<int> steps) {
@@ -72,33 +66,17 @@ Errors errors_of(const at::Tensor& x, const at::Tensor& ref, double data_span) {
 
 json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
-std::optional<double> frechet_of(const std::optional<FeatureModel>& features, const std::optional<ReferenceStats>& stats,
-                                 const at::Tensor& x, const std::vector<int64_t>& labels, int64_t num_classes) {
-  if (!features) return std::nullopt;
-  QualityMeter meter(*features);
-  const int64_t chunk = 250;
-  for (int64_t first = 0; first < x.size(0); first += chunk) {
-    const int64_t count = std::min(chunk, x.size(0) - first);
-    meter.add(x.slice(0, first, first + count),
-              labels.empty() ? labels : std::vector<int64_t>(labels.begin() + first, labels.begin() + first + count),
-              num_classes);
-  }
-  return frechet_distance(meter.stats(), stats->stats);
-}
-
-std::string safe_name(const std::string& s) {
-  std::string out;
-  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '-' ? c : '_';
-  return out;
+// FD of samples x (with their labels) to the config's reference statistics; none without `eval`.
+std::optional<double> frechet_of(const std::optional<Evaluation>& eval, const at::Tensor& x,
+                                 const std::vector<int64_t>& labels, int64_t num_classes) {
+  if (!eval) return std::nullopt;
+  const QualityMeter meter = measure_quality(eval->features, SampleSet{x, labels, num_classes}, 250);
+  return frechet_distance(meter.stats(), eval->reference.stats);
 }
 
 void save_tensor(const fs::path& path, const at::Tensor& x) {
-  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   const at::Tensor c = x.to(at::kFloat).contiguous();
-  AtomicFile f(path);
-  f.write(npy_header(shape));
-  f.write(c.data_ptr<float>(), static_cast<size_t>(c.numel()) * sizeof(float));
-  f.commit();
+  write_npy(path, std::vector<int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr<float>());
 }
 
 at::Tensor load_tensor(const fs::path& path) {
@@ -134,7 +112,7 @@ Reference reference_solution(const Config& cfg, const Model& model) {
   const std::string hash = sha256_hex(key.dump()).substr(0, 24);
   const fs::path cache = cache_dir() / ("reference-" + hash + ".npy"), cache_info = cache_dir() / ("reference-" + hash + ".json");
   Reference ref;
-  const json cached = read_json(cache_info);
+  const json cached = read_json_file(cache_info);
   if (cached.is_object() && cached.value("key", json()) == key && fs::exists(cache)) {
     ref.samples = load_tensor(cache);
     ref.info = cached["info"];
@@ -260,13 +238,7 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
   std::vector<Cell> cells;
   for (size_t i = 0; i < cc.solvers.size(); ++i)
     for (int target : cc.nfe) cells.push_back(plan_cell(cfg, model, i, target));
-  std::optional<FeatureModel> features;
-  std::optional<ReferenceStats> stats;
-  if (cfg.eval) {
-    features = FeatureModel::load(cfg.eval->features, meta.sample_shape, cfg.model.device);
-    stats = load_reference_stats(cfg.eval->stats);
-    check_reference(*features, *stats, cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
-  }
+  const std::optional<Evaluation> eval = load_evaluation(cfg, meta.sample_shape);
   CreatedDirs created;
   check_writable_dir(out_dir, created);
   const DirLock lock(out_dir);
@@ -276,7 +248,7 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
   const std::vector<int64_t> labels =
       sample_labels(cfg.sampling, meta.num_classes, meta.sample_shape, 0, cfg.sampling.num_samples);
   json ref_info = ref.info;
-  if (auto fd = frechet_of(features, stats, ref.samples, labels, meta.num_classes)) ref_info["frechet_distance"] = *fd;
+  if (auto fd = frechet_of(eval, ref.samples, labels, meta.num_classes)) ref_info["frechet_distance"] = *fd;
   const int64_t shown = std::min<int64_t>(cc.grid_samples, cfg.sampling.num_samples);
   std::vector<std::pair<std::string, at::Tensor>> grid_rows = {
       {"reference " + cc.reference_solver + " " + std::to_string(cc.reference_steps) + " steps",
@@ -297,10 +269,10 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
     const SampleJob& job = *cell.job;
     const json identity = {{"run", job.identity()}, {"reference", ref.info["cache"]}, {"shown", shown}};
     const std::string name =
-        std::to_string(cell.solver) + "-" + safe_name(cell.label) + "@" + std::to_string(job.plan().nfe);
+        std::to_string(cell.solver) + "-" + safe_file_name(cell.label) + "@" + std::to_string(job.plan().nfe);
     const fs::path saved = out_dir / "cells" / (name + ".json"), thumbs = out_dir / "cells" / (name + ".npy");
     json result;
-    if (const json earlier = read_json(saved); earlier.is_object() && earlier.value("identity", json()) == identity &&
+    if (const json earlier = read_json_file(saved); earlier.is_object() && earlier.value("identity", json()) == identity &&
                                                fs::exists(thumbs)) {
       result = earlier["result"];
       spdlog::info("{} at NFE {}: kept from {}", cell.label, job.plan().nfe, saved.string());
@@ -309,7 +281,7 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
       const at::Tensor x = sample_all(job);
       const double seconds = seconds_since(t0);
       const Errors e = errors_of(x, ref.samples, hi - lo);
-      const auto fd = frechet_of(features, stats, x, labels, meta.num_classes);
+      const auto fd = frechet_of(eval, x, labels, meta.num_classes);
       result = {{"solver", job.solver().name}, {"nfe", job.plan().nfe},  {"steps", job.plan().steps},
                 {"afs", job.plan().afs},       {"rmse", e.rmse},         {"max_err", e.max_err},
                 {"psnr", finite_or_null(e.psnr)}, {"frechet_distance", fd ? json(*fd) : json(nullptr)},

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "diffode/error.hpp"
+#include "diffode/io.hpp"
 #include "diffode/process.hpp"
 #include "diffode/schedule.hpp"
 #include "diffode/solver.hpp"
@@ -340,9 +341,8 @@ json read_config_file(const fs::path& file) {
 
 // A short, file-name-safe text of a swept value: strings bare, paths by file name.
 std::string value_name(const json& v) {
-  std::string text = v.is_string() ? fs::path(v.get<std::string>()).filename().string() : v.dump();
-  std::string out;
-  for (char c : text) out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '-' ? c : '_';
+  const std::string out =
+      safe_file_name(v.is_string() ? fs::path(v.get<std::string>()).filename().string() : v.dump());
   return out.empty() ? "_" : out;
 }
 }  // namespace

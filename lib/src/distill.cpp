@@ -253,10 +253,7 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
     std::error_code ec;
     fs::create_directories(cache.parent_path(), ec);
     try {
-      AtomicFile f(cache);
-      f.write(npy_header(traj_shape));
-      f.write(traj.data_ptr<float>(), static_cast<size_t>(traj.numel()) * sizeof(float));
-      f.commit();
+      write_npy(cache, traj_shape, traj.data_ptr<float>());
     } catch (const std::exception& e) {
       spdlog::warn("teacher trajectories not cached ({})", e.what());
     }

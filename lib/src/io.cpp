@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -235,6 +236,27 @@ DirLock::~DirLock() {
   if (fd_ < 0) return;
   ::unlink(path_.c_str());
   ::close(fd_);
+}
+
+void write_npy(const fs::path& path, const std::vector<int64_t>& shape, const float* data) {
+  size_t values = 1;
+  for (auto d : shape) values *= static_cast<size_t>(d);
+  AtomicFile f(path);
+  f.write(npy_header(shape));
+  f.write(data, values * sizeof(float));
+  f.commit();
+}
+
+nlohmann::json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  return j.is_discarded() ? nlohmann::json() : j;
+}
+
+std::string safe_file_name(const std::string& text) {
+  std::string out;
+  for (char c : text) out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '-' ? c : '_';
+  return out;
 }
 
 std::string csv_field(const nlohmann::json& v) {

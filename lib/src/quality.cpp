@@ -232,6 +232,14 @@ QualityMeter measure_quality(const FeatureModel& model, const SampleSet& set, in
   return meter;
 }
 
+std::optional<Evaluation> load_evaluation(const Config& cfg, const std::vector<int64_t>& sample_shape) {
+  if (!cfg.eval) return std::nullopt;
+  Evaluation e{FeatureModel::load(cfg.eval->features, sample_shape, cfg.model.device),
+               load_reference_stats(cfg.eval->stats)};
+  check_reference(e.features, e.reference, cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
+  return e;
+}
+
 void check_reference(const FeatureModel& model, const ReferenceStats& ref, const std::string& where) {
   if (model.feature_dim() != ref.stats.dim())
     throw InputError("feature model " + model.path().string() + " gives " + std::to_string(model.feature_dim()) +

@@ -98,12 +98,6 @@ double peak_rss_mb() {
 
 std::string number_text(double v) { return std::isinf(v) ? "inf" : json(v).dump(); }
 
-json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  json j = json::parse(in, nullptr, false);
-  return j.is_discarded() ? json() : j;
-}
-
 // Batches [first, last) of a run of n_batches split into shard.count parts, by seed.
 std::pair<int64_t, int64_t> shard_batches(const Shard& shard, int64_t n_batches) {
   return {n_batches * shard.index / shard.count, n_batches * (shard.index + 1) / shard.count};
@@ -112,7 +106,8 @@ std::pair<int64_t, int64_t> shard_batches(const Shard& shard, int64_t n_batches)
 // The finished outputs of a run from its complete parts: samples.npy, samples/<seed>.png,
 // grid.png, manifest.json. Everything written depends only on the config (`run`) and the
 // parts' bytes, so one machine, shards and resumed runs give the same files.
-json finish_run(const json& run, const std::vector<fs::path>& part_files, const fs::path& out_dir) {
+json finish_run(const json& run, const std::vector<fs::path>& part_files, const fs::path& out_dir,
+                const std::optional<Evaluation>& eval) {
   const Config cfg = parse_config(run["config"], "the run's config", "/");
   const json& meta = run["model"]["metadata"];
   const auto shape = meta["sample_shape"].get<std::vector<int64_t>>();
@@ -121,15 +116,8 @@ json finish_run(const json& run, const std::vector<fs::path>& part_files, const 
   const int64_t n = cfg.sampling.num_samples, seed = cfg.sampling.seed;
   const std::vector<int64_t> labels = sample_labels(cfg.sampling, num_classes, shape, 0, n);
 
-  std::optional<FeatureModel> features;
   std::optional<QualityMeter> meter;
-  std::optional<ReferenceStats> reference;
-  if (cfg.eval) {
-    features = FeatureModel::load(cfg.eval->features, shape, cfg.model.device);
-    reference = load_reference_stats(cfg.eval->stats);
-    check_reference(*features, *reference, cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
-    meter.emplace(*features);
-  }
+  if (eval) meter.emplace(eval->features);
   std::vector<int64_t> npy_shape = {n};
   npy_shape.insert(npy_shape.end(), shape.begin(), shape.end());
   std::optional<AtomicFile> npy;
@@ -179,12 +167,12 @@ json finish_run(const json& run, const std::vector<fs::path>& part_files, const 
   }
   json quality = nullptr;
   if (meter) {
-    const double fd = frechet_distance(meter->stats(), reference->stats);
+    const double fd = frechet_distance(meter->stats(), eval->reference.stats);
     const auto agreement = meter->class_agreement();
     quality = {{"frechet_distance", fd},
                {"class_agreement", agreement ? json(*agreement) : json(nullptr)},
                {"samples", meter->count()},
-               {"feature_model", {{"path", cfg.eval->features.string()}, {"sha256", features->sha256()}}},
+               {"feature_model", {{"path", cfg.eval->features.string()}, {"sha256", eval->features.sha256()}}},
                {"reference_stats", cfg.eval->stats.string()}};
     spdlog::info("Fréchet distance {:.4f} over {} samples{}", fd, meter->count(),
                  agreement ? fmt::format(", class agreement {:.1f}%", 100 * *agreement) : "");
@@ -220,10 +208,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   const double load_s = seconds_since(t_start);
   const ModelMeta& meta = job.model().meta();
   const StepPlan& plan = job.plan();
-  if (cfg.eval) {  // bad evaluation files are bad input before any sampling
-    const FeatureModel features = FeatureModel::load(cfg.eval->features, meta.sample_shape, cfg.model.device);
-    check_reference(features, load_reference_stats(cfg.eval->stats), cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
-  }
+  const std::optional<Evaluation> eval = load_evaluation(cfg, meta.sample_shape);  // bad files: before sampling
   const json& run = job.identity();
 
   const bool sharded = opt.shard.count > 1;
@@ -309,7 +294,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   }
   std::vector<fs::path> files;
   for (int64_t b = 0; b < n_batches; ++b) files.push_back(parts.file(b * batch));
-  const json manifest = finish_run(run, files, dir);
+  const json manifest = finish_run(run, files, dir, eval);
   json t = timings;
   t["total_s"] = seconds_since(t_start);
   t["peak_rss_mb"] = peak_rss_mb();
@@ -414,7 +399,8 @@ json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
   CreatedDirs created;
   check_writable_dir(out_dir, created);
   const DirLock lock(out_dir);
-  const json manifest = finish_run(run, files, out_dir);
+  const json manifest =
+      finish_run(run, files, out_dir, load_evaluation(cfg, run["model"]["metadata"]["sample_shape"].get<std::vector<int64_t>>()));
   write_file_atomic(out_dir / "timings.json",
                     json({{"shards", shard_timings}, {"merge_s", seconds_since(t_start)}}).dump(2) + "\n");
   created.keep();

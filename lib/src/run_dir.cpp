@@ -65,11 +65,6 @@ std::vector<int64_t> batch_shape(int64_t count, const json& shape) {
   for (const auto& d : shape) s.push_back(d.get<int64_t>());
   return s;
 }
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  json j = json::parse(in, nullptr, false);
-  return j.is_discarded() ? json() : j;
-}
 }  // namespace
 
 bool part_complete(const fs::path& file, int64_t first, int64_t count, const json& shape) {
@@ -89,7 +84,7 @@ void remove_parts(const fs::path& dir) {
 
 RunParts::RunParts(const fs::path& dir, const json& run, bool resume)
     : dir_(dir / "parts"), shape_(run["model"]["metadata"]["sample_shape"]) {
-  const json earlier = read_json(dir_ / "run.json");
+  const json earlier = read_json_file(dir_ / "run.json");
   if (!earlier.is_null() && earlier != run) {
     if (resume)
       throw InputError("--resume: " + dir.string() + " holds an unfinished run of another config (" +
@@ -101,7 +96,7 @@ RunParts::RunParts(const fs::path& dir, const json& run, bool resume)
   // A finished run (or shard) of another config: refused with --resume; else its outputs
   // go first (manifest before the files, so a crash leaves no manifest over other samples).
   for (const char* record : {"manifest.json", "shard.json"}) {
-    const json done = read_json(dir / record);
+    const json done = read_json_file(dir / record);
     if (!done.is_object() || !done.contains("run") || done["run"] == run) continue;
     if (resume && earlier != run)
       throw InputError("--resume: " + dir.string() + " holds a finished run of another config (" +
@@ -125,10 +120,7 @@ fs::path RunParts::file(int64_t first) const { return dir_ / part_name(first); }
 bool RunParts::complete(int64_t first, int64_t count) const { return part_complete(file(first), first, count, shape_); }
 
 void RunParts::write(int64_t first, const at::Tensor& samples) const {
-  AtomicFile f(file(first));
-  f.write(npy_header(batch_shape(samples.size(0), shape_)));
-  f.write(samples.data_ptr<float>(), static_cast<size_t>(samples.numel()) * sizeof(float));
-  f.commit();
+  write_npy(file(first), batch_shape(samples.size(0), shape_), samples.data_ptr<float>());
 }
 
 }  // namespace diffode

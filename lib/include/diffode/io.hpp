@@ -50,6 +50,16 @@ class DirLock {
   int fd_ = -1;
 };
 
+// Writes a float32 C-order .npy file of `shape` from `data`, whole or not at all.
+void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data);
+
+// A JSON file's value; null when the file is missing or not valid JSON (for records a
+// run wrote itself, where either means "not there").
+nlohmann::json read_json_file(const std::filesystem::path& path);
+
+// `text` with every character but letters, digits, '.', '+' and '-' replaced by '_'.
+std::string safe_file_name(const std::string& text);
+
 // A JSON value as one CSV field: strings bare, null empty, quoted when it holds , " or a newline.
 std::string csv_field(const nlohmann::json& v);
 

@@ -1,6 +1,7 @@
 // Sampling runs: seeded noise identical to Python's, samples independent of batch size
 // and thread count, non-finite model outputs stopped with their step.
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -54,6 +55,31 @@ TEST(Noise, MatchesTorchManualSeedRandn) {
     ASSERT_EQ(x.numel(), static_cast<int64_t>(values.size()));
     const float* p = x.data_ptr<float>();
     for (size_t i = 0; i < values.size(); ++i) ASSERT_EQ(p[i], values[i]) << "seed " << seed << " index " << i;
+  }
+}
+
+// Samples of fewer than 16 values take diffode's own short path to torch's numbers: it must
+// equal at::randn on a CPU generator for every size and for seeds past 32 bits.
+TEST(Noise, SmallSamplesEqualTorchRandnForEverySize) {
+  std::vector<uint64_t> seeds;
+  for (uint64_t s = 0; s < 200; ++s) seeds.push_back(s);
+  for (uint64_t s : {uint64_t{2147483647}, uint64_t{2147483648}, uint64_t{4294967295}, uint64_t{4294967296},
+                     uint64_t{4294967303}, (uint64_t{1} << 40) + 3, uint64_t{123456789012345}})
+    seeds.push_back(s);
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
+           {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {13}, {14}, {15}, {16}, {17}, {3, 5}, {2, 2, 2}}) {
+    for (uint64_t s : seeds) {
+      at::Generator gen = at::detail::createCPUGenerator(s);
+      const Tensor want = at::randn(shape, gen, at::kFloat);
+      const Tensor got = make_noise(static_cast<int64_t>(s), 0, 1, shape)[0];
+      ASSERT_TRUE(at::equal(got, want)) << "shape numel " << want.numel() << " seed " << s;
+    }
+  }
+  // many rows on several threads: each row as alone
+  const Tensor many = make_noise(1000, 0, 300, {3});
+  for (int64_t k : {0, 64, 299}) {
+    at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(1000 + k));
+    EXPECT_TRUE(at::equal(many[k], at::randn({3}, gen, at::kFloat))) << k;
   }
 }
 

@@ -165,8 +165,7 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
   const auto t_start = Clock::now();
   const int threads = set_threads(cfg.model.threads);
   const DistillConfig& dc = cfg.distill;
-  const Model model = Model::load({cfg.model.path, cfg.model.device, cfg.model.dtype, cfg.model.overrides,
-                                   cfg.source + ": /model"});
+  const Model model = load_run_model(cfg);
   const ModelMeta& meta = model.meta();
   const SolverInfo& student = find_solver(cfg.solver.name);
   if (!student.learned) {

@@ -1,6 +1,7 @@
 #include "diffode/model.hpp"
 
 #include <torch/cuda.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <cmath>
@@ -238,6 +239,12 @@ Model Model::load(const ModelOptions& opt) {
   }
   if (impl->device.is_cuda() && !torch::cuda::is_available())
     throw InputError(opt.where + "/device: '" + opt.device + "' asked for, but this LibTorch sees no CUDA device");
+  // TorchScript's profiling executor spends a module's first two calls profiling and
+  // re-optimising it for the input shapes: 15-65 ms on gmm2d, 100 ms on fmnist_exact
+  // (scripts/bench_python_loop.sh, cold). On CPU, with no fuser, the optimised graph is no
+  // faster once warm and its outputs are the same bits (checked on the shipped models), so
+  // CPU modules run as scripted. The setting is the calling thread's, the one that calls.
+  if (impl->device.is_cpu()) torch::jit::setGraphExecutorOptimize(false);
   impl->module = read_archive(opt.path, impl->device, impl->archive_meta);
   impl->sha256 = sha256_file(opt.path);
   impl->module.eval();

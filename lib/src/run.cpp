@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -241,34 +242,59 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   const int64_t n = cfg.sampling.num_samples, batch = cfg.sampling.batch_size;
   const int64_t n_batches = (n + batch - 1) / batch;
   const auto [b_first, b_last] = shard_batches(opt.shard, n_batches);
-  int64_t resumed = 0;
-  for (int64_t b = b_first; b < b_last; ++b) resumed += parts.complete(b * batch, std::min(batch, n - b * batch));
+  std::vector<int64_t> todo;  // first sample of each batch left to sample
+  for (int64_t b = b_first; b < b_last; ++b)
+    if (!parts.complete(b * batch, std::min(batch, n - b * batch))) todo.push_back(b * batch);
+  const int64_t resumed = b_last - b_first - static_cast<int64_t>(todo.size());
   if (resumed)
     spdlog::info("resuming: {} of {} batches already complete in {}", resumed, b_last - b_first, dir.string());
   if (sharded)
     spdlog::info("shard {} of {}: batches {}..{} of {} (samples {}..{})", opt.shard.index, opt.shard.count, b_first,
                  b_last - 1, n_batches, b_first * batch, std::min(n, b_last * batch) - 1);
 
-  const int64_t steps_total = static_cast<int64_t>(plan.steps) * (b_last - b_first - resumed);
+  const int64_t steps_total = static_cast<int64_t>(plan.steps) * static_cast<int64_t>(todo.size());
   int64_t steps_done = 0, samples_done = 0;
   json batch_s = json::array();  // seconds of each batch sampled (the first includes TorchScript's warm-up)
   const auto t_sample = Clock::now();
+  // While a batch integrates, another thread draws the next batch's noise and writes the
+  // previous batch's file: a small model's ops run on one thread, and the noise of thousands
+  // of seeds and the file's fsync then cost no sampling time. A write's error surfaces at
+  // the next batch (complete batches are kept either way).
+  auto draw = [&job, n, batch](int64_t first) {
+    return std::async(std::launch::async, [&job, first, count = std::min(batch, n - first)] {
+      c10::InferenceMode guard;
+      return job.noise(first, count);
+    });
+  };
+  std::future<Tensor> next_noise;
+  std::future<void> writing;
+  auto finish_writing = [&writing] {
+    if (writing.valid()) writing.get();
+  };
+  if (!todo.empty()) next_noise = draw(todo.front());
   try {
-    for (int64_t b = b_first; b < b_last; ++b) {
-      const int64_t first = b * batch, count = std::min(batch, n - first);
-      if (parts.complete(first, count)) continue;
+    for (size_t i = 0; i < todo.size(); ++i) {
+      const int64_t first = todo[i], count = std::min(batch, n - first);
       const auto t_batch = Clock::now();
-      const Tensor x = job.sample(first, count, [&] {
+      const Tensor eps = next_noise.get();
+      if (i + 1 < todo.size()) next_noise = draw(todo[i + 1]);
+      const Tensor x = job.sample_from_noise(first, eps, [&] {
         ++steps_done;
         if (opt.progress) opt.progress(steps_done, steps_total, samples_done);
       });
-      parts.write(first, x);
+      finish_writing();
+      writing = std::async(std::launch::async, [&parts, first, x] { parts.write(first, x); });
       batch_s.push_back(seconds_since(t_batch));
       samples_done += count;
       if (opt.progress) opt.progress(steps_done, steps_total, samples_done);
       spdlog::debug("batch of {} done ({} of {} samples)", count, first + count, n);
     }
+    finish_writing();
   } catch (const InputError&) {
+    try {
+      finish_writing();
+    } catch (const std::exception&) {  // the NaN is what is reported
+    }
     remove_parts(dir);  // this config cannot finish (NaN from the model): nothing is kept
     throw;
   }

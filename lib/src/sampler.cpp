@@ -2,9 +2,11 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/DistributionsHelper.h>
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -118,17 +120,79 @@ StepPlan plan_steps(const SolverInfo& solver, const ScheduleSpec& schedule, cons
   throw InputError(msg);
 }
 
+namespace {
+
+// The first words torch's CPU generator gives after manual_seed(seed): MT19937 seeded with
+// the seed's low 32 bits (at::mt19937), up to kWords of them. Word i < 227 of the first
+// twisted block reads only initial words i, i + 1 and i + 397, so 429 of the 624 initial
+// words are computed and 32 twisted: a third of seeding a whole generator, which is most
+// of the cost of noise for small samples.
+class SeededWords {
+ public:
+  static constexpr int kWords = 32;  // randn of up to 16 values (2 words per uniform, 2 uniforms per pair)
+
+  explicit SeededWords(uint64_t seed) {
+    constexpr uint32_t n = kWords + 397;
+    std::array<uint32_t, n> s;
+    s[0] = static_cast<uint32_t>(seed);
+    for (uint32_t j = 1; j < n; ++j) s[j] = 1812433253u * (s[j - 1] ^ (s[j - 1] >> 30)) + j;
+    for (int i = 0; i < kWords; ++i) {
+      const uint32_t mixed = (s[i] & 0x80000000u) | (s[i + 1] & 0x7fffffffu);
+      uint32_t y = s[i + 397] ^ (mixed >> 1) ^ ((s[i + 1] & 1u) ? 0x9908b0dfu : 0u);
+      y ^= y >> 11;
+      y ^= (y << 7) & 0x9d2c5680u;
+      y ^= (y << 15) & 0xefc60000u;
+      y ^= y >> 18;
+      words_[i] = y;
+    }
+  }
+
+  // The generator interface at::normal_distribution reads (as at::CPUGeneratorImpl).
+  uint32_t random() { return words_[next_++]; }
+  uint64_t random64() {
+    const uint64_t hi = random();
+    return (hi << 32) | random();
+  }
+  c10::optional<double> next_double_normal_sample() { return cached_; }
+  void set_next_double_normal_sample(c10::optional<double> v) { cached_ = v; }
+
+ private:
+  std::array<uint32_t, kWords> words_{};
+  size_t next_ = 0;
+  c10::optional<double> cached_;
+};
+
+// torch.randn of fewer than 16 values takes torch's scalar path: each value from
+// at::normal_distribution<double> (Box–Muller, the pair's second value cached), cast to float.
+constexpr int64_t kScalarRandnMax = 15;
+
+void scalar_randn(uint64_t seed, float* out, int64_t n) {
+  SeededWords words(seed);
+  for (int64_t i = 0; i < n; ++i) {
+    at::normal_distribution<double> normal(0.0, 1.0);
+    out[i] = static_cast<float>(normal(&words));
+  }
+}
+
+}  // namespace
+
 Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<int64_t>& shape) {
   std::vector<int64_t> full = {count};
   full.insert(full.end(), shape.begin(), shape.end());
   Tensor out = at::empty(full, at::kFloat);
-  // Rows are independent (one generator state per seed), so threads split them; each
-  // thread reseeds its own generator, and every row gets the same numbers as alone.
+  const int64_t n = c10::multiply_integers(shape);
+  // Rows are independent (one generator state per seed), so threads split them, and every
+  // row gets the same numbers as alone: torch.manual_seed(seed + k); torch.randn(shape).
   at::parallel_for(0, count, 64, [&](int64_t begin, int64_t end) {
+    if (n <= kScalarRandnMax) {  // small samples: the same numbers without a tensor per row
+      float* p = out.data_ptr<float>();
+      for (int64_t k = begin; k < end; ++k) scalar_randn(static_cast<uint64_t>(seed + first + k), p + k * n, n);
+      return;
+    }
     at::Generator gen = at::detail::createCPUGenerator();
     for (int64_t k = begin; k < end; ++k) {
-      gen.set_current_seed(static_cast<uint64_t>(seed + first + k));  // = torch.manual_seed(seed + k)
-      out[k].normal_(0.0, 1.0, gen);  // = torch.randn(shape): row k is contiguous, of that shape
+      gen.set_current_seed(static_cast<uint64_t>(seed + first + k));
+      out[k].normal_(0.0, 1.0, gen);  // row k is contiguous, of that shape
     }
   });
   return out;
@@ -247,14 +311,21 @@ std::vector<int64_t> SampleJob::labels(int64_t first, int64_t count) const {
   return sample_labels(cfg_.sampling, model_.meta().num_classes, model_.meta().sample_shape, first, count);
 }
 
+Tensor SampleJob::noise(int64_t first, int64_t count) const {
+  return make_noise(cfg_.sampling.seed, first, count, model_.meta().sample_shape);
+}
+
 Tensor SampleJob::sample(int64_t first, int64_t count, const std::function<void()>& on_step) const {
+  return sample_from_noise(first, noise(first, count), on_step);
+}
+
+Tensor SampleJob::sample_from_noise(int64_t first, const Tensor& noise, const std::function<void()>& on_step) const {
   const auto state_dtype = cfg_.solver.precision == "float64" ? at::kDouble : at::kFloat;
   const SolverOptions opt{plan_.afs, cfg_.solver.max_order, predictor_ ? &*predictor_ : nullptr};
   ModelDenoiser den(model_, state_dtype);
-  const std::vector<int64_t> y = labels(first, count);
+  const std::vector<int64_t> y = labels(first, noise.size(0));
   den.set_condition(y.empty() ? Tensor() : at::tensor(y, at::kLong).to(model_.device()), cfg_.sampling.guidance);
-  const Tensor eps = make_noise(cfg_.sampling.seed, first, count, model_.meta().sample_shape)
-                         .to(at::TensorOptions().dtype(state_dtype).device(model_.device()));
+  const Tensor eps = noise.to(at::TensorOptions().dtype(state_dtype).device(model_.device()));
   const Tensor x = integrate(*solver_, den, eps, plan_.grid, opt, cfg_.schedule.denoise_to_zero,
                              [&](int, const Tensor&) {
                                if (on_step) on_step();

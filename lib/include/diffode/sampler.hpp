@@ -69,6 +69,11 @@ class SampleJob {
   // Samples first..first+count-1 of the config's seeds as one batch: float32 on the CPU,
   // [count, *sample_shape]. `on_step` runs after each solver step. InputError on NaN/Inf.
   at::Tensor sample(int64_t first, int64_t count, const std::function<void()>& on_step = nullptr) const;
+  // The same from eps = noise(first, count), drawn beforehand (e.g. on another thread while
+  // the previous batch integrates).
+  at::Tensor sample_from_noise(int64_t first, const at::Tensor& eps, const std::function<void()>& on_step = nullptr) const;
+  // The starting noise of samples first..first+count-1: make_noise of the config's seed.
+  at::Tensor noise(int64_t first, int64_t count) const;
   std::vector<int64_t> labels(int64_t first, int64_t count) const;
   // What determines the samples (config, model, solver, σ grid, NFE): manifest's "run".
   const nlohmann::json& identity() const { return identity_; }

@@ -203,6 +203,9 @@ bool run_complete(const fs::path& out_dir, const json& run) {
 
 json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& opt) {
   const auto t_start = Clock::now();
+  if (cfg.compare)
+    spdlog::warn("{}: the compare section is read by `diffode compare`; `sample` samples the solver section ({})",
+                 cfg.source, cfg.solver.name);
   const int threads = set_threads(cfg.model.threads);
   c10::InferenceMode inference;
   const SampleJob job(cfg, load_run_model(cfg));
@@ -263,7 +266,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   auto draw = [&job, n, batch](int64_t first) {
     return std::async(std::launch::async, [&job, first, count = std::min(batch, n - first)] {
       c10::InferenceMode guard;
-      return job.noise(first, count);
+      return job.noise(first, count, Threads::calling);  // one core: the sampling has the others
     });
   };
   std::future<Tensor> next_noise;
@@ -271,12 +274,11 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   auto finish_writing = [&writing] {
     if (writing.valid()) writing.get();
   };
-  if (!todo.empty()) next_noise = draw(todo.front());
   try {
     for (size_t i = 0; i < todo.size(); ++i) {
       const int64_t first = todo[i], count = std::min(batch, n - first);
       const auto t_batch = Clock::now();
-      const Tensor eps = next_noise.get();
+      const Tensor eps = i == 0 ? job.noise(first, count) : next_noise.get();
       if (i + 1 < todo.size()) next_noise = draw(todo[i + 1]);
       const Tensor x = job.sample_from_noise(first, eps, [&] {
         ++steps_done;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Solver overhead: sampling wall time ÷ (NFE × one bare model call at the same batch), every
-# solver, on the shipped models. Prints ratios measured in one run; 1.00 means no overhead.
+# solver, on the shipped models. Prints ratios measured in one run; 1.00 means no overhead:
+# "ratio" (median of the per-repeat ratios), "best" (fastest run ÷ fastest bare calls) and
+# "in-run" (the run's wall time ÷ the time spent inside the network during that same run).
 # Usage: bash scripts/bench_overhead.sh [NFE] [THREADS]   (after scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -13,7 +13,7 @@
 #   uses the count diffode reports), PYTHON (default /usr/bin/python3), SOLVERS (default
 #   "euler heun dpmpp2m ipndm"), TOL (default 1e-5; exit 1 if any difference exceeds it),
 #   REPEATS (default 3: each pair runs this often, times are medians, alternating sides),
-#   BATCHES (default 4 batches per run).
+#   BATCHES (default 4 batches per run), MODELS (default "gmm2d fmnist_exact fmnist_flow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nfe=${1:-10}
@@ -26,6 +26,7 @@ solvers=${SOLVERS:-euler heun dpmpp2m ipndm}
 tol=${TOL:-1e-5}
 repeats=${REPEATS:-3}
 batches=${BATCHES:-4}
+models=${MODELS:-gmm2d fmnist_exact fmnist_flow}
 
 [ -x "$diffode" ] || { echo "no diffode binary at $diffode (set DIFFODE)" >&2; exit 2; }
 tmp=$(mktemp -d /tmp/bench_python_loop.XXXXXX)
@@ -48,6 +49,7 @@ for case in "${cases[@]}"; do
   config=${case%%|*}
   batch=${case##*|}
   name=$(basename "$config" .json)
+  [[ " $models " == *" $name "* ]] || continue
   for solver in $solvers; do
    for rep in $(seq "$repeats"); do
     dir="$tmp/$name-$solver-$rep"

@@ -176,14 +176,14 @@ void scalar_randn(uint64_t seed, float* out, int64_t n) {
 
 }  // namespace
 
-Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<int64_t>& shape, Threads threads) {
+Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<int64_t>& shape) {
   std::vector<int64_t> full = {count};
   full.insert(full.end(), shape.begin(), shape.end());
   Tensor out = at::empty(full, at::kFloat);
   const int64_t n = c10::multiply_integers(shape);
   // Rows are independent (one generator state per seed), so threads split them, and every
   // row gets the same numbers as alone: torch.manual_seed(seed + k); torch.randn(shape).
-  auto rows = [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, count, 64, [&](int64_t begin, int64_t end) {
     if (n <= kScalarRandnMax) {  // small samples: the same numbers without a tensor per row
       float* p = out.data_ptr<float>();
       for (int64_t k = begin; k < end; ++k) scalar_randn(static_cast<uint64_t>(seed + first + k), p + k * n, n);
@@ -194,11 +194,7 @@ Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<
       gen.set_current_seed(static_cast<uint64_t>(seed + first + k));
       out[k].normal_(0.0, 1.0, gen);  // row k is contiguous, of that shape
     }
-  };
-  if (threads == Threads::all)
-    at::parallel_for(0, count, 64, rows);
-  else
-    rows(0, count);
+  });
   return out;
 }
 
@@ -315,21 +311,14 @@ std::vector<int64_t> SampleJob::labels(int64_t first, int64_t count) const {
   return sample_labels(cfg_.sampling, model_.meta().num_classes, model_.meta().sample_shape, first, count);
 }
 
-Tensor SampleJob::noise(int64_t first, int64_t count, Threads threads) const {
-  return make_noise(cfg_.sampling.seed, first, count, model_.meta().sample_shape, threads);
-}
-
 Tensor SampleJob::sample(int64_t first, int64_t count, const std::function<void()>& on_step) const {
-  return sample_from_noise(first, noise(first, count), on_step);
-}
-
-Tensor SampleJob::sample_from_noise(int64_t first, const Tensor& noise, const std::function<void()>& on_step) const {
   const auto state_dtype = cfg_.solver.precision == "float64" ? at::kDouble : at::kFloat;
   const SolverOptions opt{plan_.afs, cfg_.solver.max_order, predictor_ ? &*predictor_ : nullptr};
   ModelDenoiser den(model_, state_dtype);
-  const std::vector<int64_t> y = labels(first, noise.size(0));
+  const std::vector<int64_t> y = labels(first, count);
   den.set_condition(y.empty() ? Tensor() : at::tensor(y, at::kLong).to(model_.device()), cfg_.sampling.guidance);
-  const Tensor eps = noise.to(at::TensorOptions().dtype(state_dtype).device(model_.device()));
+  const Tensor eps = make_noise(cfg_.sampling.seed, first, count, model_.meta().sample_shape)
+                         .to(at::TensorOptions().dtype(state_dtype).device(model_.device()));
   const Tensor x = integrate(*solver_, den, eps, plan_.grid, opt, cfg_.schedule.denoise_to_zero,
                              [&](int, const Tensor&) {
                                if (on_step) on_step();

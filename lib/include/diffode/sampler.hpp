@@ -42,11 +42,7 @@ StepPlan plan_steps(const SolverInfo& solver, const ScheduleSpec& schedule, cons
 
 // Noise of samples first..first+count-1, [count, *shape] float32: sample k drawn from its
 // own CPU generator seeded seed + k, as torch.manual_seed(seed + k); torch.randn(shape).
-// Rows are split over the intra-op threads, or drawn on the calling thread alone with
-// Threads::calling (for a thread that works beside the sampling).
-enum class Threads { all, calling };
-Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<int64_t>& shape,
-                  Threads threads = Threads::all);
+Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<int64_t>& shape);
 
 // Class labels of samples first..first+count-1 under `s.labels` (DESIGN.md §6): the list,
 // k mod num_classes ("cycle"), or torch.manual_seed(seed + k); torch.randn(shape);
@@ -73,11 +69,6 @@ class SampleJob {
   // Samples first..first+count-1 of the config's seeds as one batch: float32 on the CPU,
   // [count, *sample_shape]. `on_step` runs after each solver step. InputError on NaN/Inf.
   at::Tensor sample(int64_t first, int64_t count, const std::function<void()>& on_step = nullptr) const;
-  // The same from eps = noise(first, count), drawn beforehand (e.g. on another thread while
-  // the previous batch integrates).
-  at::Tensor sample_from_noise(int64_t first, const at::Tensor& eps, const std::function<void()>& on_step = nullptr) const;
-  // The starting noise of samples first..first+count-1: make_noise of the config's seed.
-  at::Tensor noise(int64_t first, int64_t count, Threads threads = Threads::all) const;
   std::vector<int64_t> labels(int64_t first, int64_t count) const;
   // What determines the samples (config, model, solver, σ grid, NFE): manifest's "run".
   const nlohmann::json& identity() const { return identity_; }

@@ -6,6 +6,7 @@
   wrong_shape.pt         forward(x, t) returns x[:, :1]
   wrong_dtype.pt         forward(x, t) returns int64
   nan_model.pt           gauss edm/x0 denoiser, NaN wherever t < 1
+  nan_at_sigma.pt        gauss edm/x0 denoiser, NaN at one sigma only (a point of a 3-step grid)
   no_meta.pt             gauss edm/x0 without diffode.json
   bad_meta.pt            gauss edm/x0 whose diffode.json is not JSON
   not_a_model.pt         a text file
@@ -70,6 +71,29 @@ class NanBelowOne(torch.nn.Module):
         return out + poison.reshape([t.shape[0]] + [1] * (out.dim() - 1))
 
 
+class NanAt(torch.nn.Module):
+    """The wrapped model's output, NaN in every row whose t is within 1e-6 (relative) of t_star."""
+
+    t_star: float
+
+    def __init__(self, inner: torch.nn.Module, t_star: float):
+        super().__init__()
+        self.inner = inner
+        self.t_star = t_star
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        out = self.inner(x, t)
+        t = t.to(torch.float64)
+        hit = (t - self.t_star).abs() <= 1e-6 * self.t_star
+        poison = torch.where(hit, torch.full_like(t, float("nan")), torch.zeros_like(t)).to(out.dtype)
+        return out + poison.reshape([t.shape[0]] + [1] * (out.dim() - 1))
+
+
+# sigma_1 of the 3-step polynomial (rho 7) grid from 80 to 0.002: Euler at 3 NFE meets it, the
+# 50- and 25-step grids do not (diffode's manifest of `euler`, `nfe: 3` on gauss.pt).
+NAN_SIGMA = 9.723201355260132
+
+
 def gauss_x0() -> torch.nn.Module:
     return make_models.gauss_module("edm", "x0")
 
@@ -93,6 +117,10 @@ def fixtures() -> dict:
         "nan_model.pt": (NanBelowOne(gauss_x0()), fixture_meta("NaN output for t < 1"),
                          "the gauss.pt denoiser (edm/x0), but NaN in every row with t < 1: the "
                          "probe at large sigma passes and sampling fails partway, once sigma < 1."),
+        "nan_at_sigma.pt": (NanAt(gauss_x0(), NAN_SIGMA), fixture_meta("NaN output at one sigma"),
+                            f"the gauss.pt denoiser (edm/x0), NaN only where t is within 1e-6 of "
+                            f"{NAN_SIGMA} (sigma 1 of the 3-step polynomial grid): one cell of a "
+                            "compare fails, the others and the reference do not."),
         "no_meta.pt": (gauss_x0(), None,
                        "the gauss.pt model (edm/x0, [3,8,8], mu/s as in gauss.pt) with no "
                        "diffode.json: the config must supply sample_shape, process, prediction."),
@@ -163,6 +191,8 @@ def check_fixtures(out_dir: str) -> None:
     assert not load("wrong_dtype.pt")(x, big).is_floating_point()
     nan_model = load("nan_model.pt")
     assert torch.isfinite(nan_model(x, big)).all() and torch.isnan(nan_model(x, small)).all()
+    nan_at = load("nan_at_sigma.pt")
+    assert torch.isnan(nan_at(x, torch.full([2], NAN_SIGMA))).all() and torch.isfinite(nan_at(x, big)).all()
     extra = {"diffode.json": ""}
     load("no_meta.pt", _extra_files=extra)
     assert not extra["diffode.json"]  # a missing extra file reads back empty

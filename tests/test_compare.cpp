@@ -86,7 +86,7 @@ TEST(Compare, NumbersMatchSampleRunsAgainstTheCachedReferenceAndOutputsAreWritte
   }
 
   const std::string csv = read_file(out / "compare.csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "label,solver,target_nfe,nfe,steps,afs,rmse,max_err,psnr,frechet_distance,time_s");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "label,solver,target_nfe,nfe,steps,afs,rmse,max_err,psnr,frechet_distance,time_s,note");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7);
   EXPECT_TRUE(Contains(csv, "\nipndm 3,ipndm,6,6,6,false,"));
 
@@ -139,6 +139,31 @@ TEST(Compare, AnUnreachableNfeUsesTheLargestReachableOneBelowIt) {
   EXPECT_EQ(cells[0]["note"], "NFE 5 is not reachable");
   EXPECT_EQ(cells[1]["nfe"], 6);
   EXPECT_TRUE(Contains(r.output, "| heun | 4 (of 5) |"));
+}
+
+// A cell whose model output is NaN (nan_at_sigma.pt: only at σ₁ of the 3-step grid) is
+// recorded as diverged; the reference (50 and 25 steps: grids without that σ) and the
+// other cells are measured as usual.
+TEST(Compare, ACellThatDivergesIsRecordedAndTheOthersRun) {
+  CompareDir d;
+  const json j = {{"model", {{"path", data_path("nan_at_sigma.pt").string()}}},
+                  {"sampling", {{"num_samples", 4}, {"batch_size", 4}}},
+                  {"compare", {{"solvers", {{{"name", "euler"}}}}, {"nfe", {3, 5}}, {"reference", {{"steps", 50}}}}}};
+  const fs::path out = d.tmp.path / "out";
+  const CliResult r = run_cli("compare -c " + q(write_json(d.tmp.path / "n.json", j)) + " -o " + q(out));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json cells = json::parse(read_file(out / "compare.json"))["cells"];
+  ASSERT_EQ(cells.size(), 2u);
+  EXPECT_EQ(cells[0]["nfe"], 3);
+  EXPECT_TRUE(cells[0]["rmse"].is_null());
+  EXPECT_TRUE(Contains(cells[0]["note"].get<std::string>(), "diverged: model"));
+  EXPECT_TRUE(Contains(cells[0]["note"].get<std::string>(), "returned NaN or Inf"));
+  EXPECT_EQ(cells[1]["nfe"], 5);
+  EXPECT_GT(cells[1]["rmse"].get<double>(), 0.0);
+  EXPECT_TRUE(Contains(r.output, "| euler | 3 | diverged |"));
+  EXPECT_TRUE(Contains(read_file(out / "compare.csv"), ",\"diverged: model"));
+  EXPECT_FALSE(fs::exists(out / "cells" / "0-euler@3.json"));  // not kept: a re-run tries again
+  EXPECT_TRUE(fs::exists(out / "error_vs_nfe.svg"));
 }
 
 TEST(Compare, AmedCellsTakeThePredictorOfTheirNfe) {

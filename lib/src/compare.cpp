@@ -210,7 +210,7 @@ Image labelled_rows(const std::vector<std::pair<std::string, at::Tensor>>& rows,
 std::string csv_of(const json& cells) {
   std::ostringstream out;
   const std::vector<std::string> cols = {"label", "solver", "target_nfe", "nfe", "steps", "afs",
-                                         "rmse", "max_err", "psnr", "frechet_distance", "time_s"};
+                                         "rmse", "max_err", "psnr", "frechet_distance", "time_s", "note"};
   for (size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
   out << "\n";
   for (const auto& c : cells) {
@@ -278,7 +278,18 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
       spdlog::info("{} at NFE {}: kept from {}", cell.label, job.plan().nfe, saved.string());
     } else {
       const auto t0 = Clock::now();
-      const at::Tensor x = sample_all(job);
+      at::Tensor x;
+      try {
+        x = sample_all(job);
+      } catch (const InputError& e) {  // NaN or Inf on this cell's grid: the cell's result, not the compare's end
+        row.update({{"solver", job.solver().name}, {"nfe", job.plan().nfe}, {"steps", job.plan().steps},
+                    {"afs", job.plan().afs}, {"rmse", nullptr}, {"max_err", nullptr}, {"psnr", nullptr},
+                    {"frechet_distance", nullptr}, {"time_s", seconds_since(t0)},
+                    {"note", std::string("diverged: ") + e.what()}});
+        spdlog::warn("{} at NFE {}: diverged ({})", cell.label, job.plan().nfe, e.what());
+        rows.push_back(row);
+        continue;  // not kept in cells/: a re-run samples it again
+      }
       const double seconds = seconds_since(t0);
       const Errors e = errors_of(x, ref.samples, hi - lo);
       const auto fd = frechet_of(eval, x, labels, meta.num_classes);
@@ -318,7 +329,7 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
   for (const auto& solver : cc.solvers) {
     PlotSeries s{solver["label"].get<std::string>(), {}, {}};
     for (const auto& r : rows)
-      if (r["label"] == s.label && !r["nfe"].is_null()) {
+      if (r["label"] == s.label && !r["rmse"].is_null()) {
         s.x.push_back(r["nfe"].get<double>());
         s.y.push_back(r["rmse"].get<double>());
       }
@@ -332,6 +343,7 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
 }
 
 std::string compare_markdown(const json& c) {
+  auto diverged = [](const json& r) { return r.value("note", "").rfind("diverged", 0) == 0; };
   std::ostringstream out;
   const json& ref = c["reference"];
   auto num = [](const json& v, const char* fmt) {
@@ -364,7 +376,9 @@ std::string compare_markdown(const json& c) {
       for (int t : targets) {
         std::string text = "–";
         for (const auto& r : c["cells"])
-          if (r["label"] == label && r["target_nfe"] == t && !r[key].is_null()) {
+          if (r["label"] == label && r["target_nfe"] == t && diverged(r)) {
+            text = "diverged";
+          } else if (r["label"] == label && r["target_nfe"] == t && !r[key].is_null()) {
             text = num(r[key], std::string(key) == "rmse" ? "{:.4f}" : "{:.1f}");
             if (r["nfe"] != r["target_nfe"]) text += " (NFE " + r["nfe"].dump() + ")";
           }
@@ -379,7 +393,8 @@ std::string compare_markdown(const json& c) {
   for (const auto& r : c["cells"]) {
     std::string nfe = r["nfe"].is_null() ? "–" : r["nfe"].dump();
     if (!r["nfe"].is_null() && r["nfe"] != r["target_nfe"]) nfe += " (of " + r["target_nfe"].dump() + ")";
-    out << "| " << r["label"].get<std::string>() << " | " << nfe << " | " << num(r["rmse"], "{:.4f}") << " | "
+    out << "| " << r["label"].get<std::string>() << " | " << nfe << " | "
+        << (diverged(r) ? std::string("diverged") : num(r["rmse"], "{:.4f}")) << " | "
         << num(r["max_err"], "{:.3f}") << " | " << num(r["psnr"], "{:.1f}") << " |"
         << (fd ? " " + num(r["frechet_distance"], "{:.1f}") + " |" : "") << " " << num(r["time_s"], "{:.2f}") << " |\n";
   }

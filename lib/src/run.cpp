@@ -251,7 +251,10 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   const int64_t resumed = b_last - b_first - static_cast<int64_t>(todo.size());
   if (resumed)
     spdlog::info("resuming: {} of {} batches already complete in {}", resumed, b_last - b_first, dir.string());
-  if (sharded)
+  if (sharded && b_first == b_last)
+    spdlog::info("shard {} of {}: no batches (the run has {} batches for {} shards)", opt.shard.index, opt.shard.count,
+                 n_batches, opt.shard.count);
+  else if (sharded)
     spdlog::info("shard {} of {}: batches {}..{} of {} (samples {}..{})", opt.shard.index, opt.shard.count, b_first,
                  b_last - 1, n_batches, b_first * batch, std::min(n, b_last * batch) - 1);
 

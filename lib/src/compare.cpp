@@ -281,7 +281,7 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
       at::Tensor x;
       try {
         x = sample_all(job);
-      } catch (const InputError& e) {  // NaN or Inf on this cell's grid: the cell's result, not the compare's end
+      } catch (const NonFiniteError& e) {  // NaN or Inf on this cell's grid: the cell's result, not the compare's end
         row.update({{"solver", job.solver().name}, {"nfe", job.plan().nfe}, {"steps", job.plan().steps},
                     {"afs", job.plan().afs}, {"rmse", nullptr}, {"max_err", nullptr}, {"psnr", nullptr},
                     {"frechet_distance", nullptr}, {"time_s", seconds_since(t0)},
@@ -378,6 +378,7 @@ std::string compare_markdown(const json& c) {
         for (const auto& r : c["cells"])
           if (r["label"] == label && r["target_nfe"] == t && diverged(r)) {
             text = "diverged";
+            if (r["nfe"] != r["target_nfe"]) text += " (NFE " + r["nfe"].dump() + ")";
           } else if (r["label"] == label && r["target_nfe"] == t && !r[key].is_null()) {
             text = num(r[key], std::string(key) == "rmse" ? "{:.4f}" : "{:.1f}");
             if (r["nfe"] != r["target_nfe"]) text += " (NFE " + r["nfe"].dump() + ")";

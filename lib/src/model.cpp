@@ -5,6 +5,7 @@
 #include <torch/script.h>
 
 #include <cmath>
+#include <optional>
 #include <limits>
 #include <sstream>
 
@@ -107,6 +108,22 @@ struct Model::Impl {
 };
 
 namespace {
+// TorchScript's profiling executor spends a module's first two calls profiling and
+// re-optimising it for the input shapes: 54 + 14 ms on gmm2d at 4096, 125 + 37 ms on
+// fmnist_exact at 64, against 3 + 1 and 51 + 20 ms unoptimised. On CPU, with no fuser, the
+// optimised graph is no faster once warm and its outputs are the same bits (README,
+// Performance), so every call of a CPU module runs it as scripted; CUDA modules keep the
+// optimiser (and its fusers). The setting is thread-local and restored after the call.
+class AsScriptedOnCpu {
+ public:
+  explicit AsScriptedOnCpu(c10::Device device) {
+    if (device.is_cpu()) guard_.emplace(false);
+  }
+
+ private:
+  std::optional<torch::jit::GraphOptimizerEnabledGuard> guard_;
+};
+
 // [B, C, H, W] (or any [B, C, ...]) -> mean over C, flattened; [B, F] as it is.
 at::Tensor reduce_feature(const at::Tensor& f) {
   if (f.dim() <= 2) return f.reshape({f.size(0), -1});
@@ -239,13 +256,6 @@ Model Model::load(const ModelOptions& opt) {
   }
   if (impl->device.is_cuda() && !torch::cuda::is_available())
     throw InputError(opt.where + "/device: '" + opt.device + "' asked for, but this LibTorch sees no CUDA device");
-  // TorchScript's profiling executor spends a module's first two calls profiling and
-  // re-optimising it for the input shapes: 54 + 14 ms on gmm2d at 4096, 125 + 37 ms on
-  // fmnist_exact at 64, against 3 + 1 and 51 + 20 ms unoptimised. On CPU, with no fuser, the
-  // optimised graph is no faster once warm and its outputs are the same bits (README,
-  // Performance), so CPU modules run as scripted. The setting is thread-local: it holds for
-  // this thread, which is the one that calls the model.
-  if (impl->device.is_cpu()) torch::jit::setGraphExecutorOptimize(false);
   impl->module = read_archive(opt.path, impl->device, impl->archive_meta);
   impl->sha256 = sha256_file(opt.path);
   impl->module.eval();
@@ -279,6 +289,7 @@ Model Model::load(const ModelOptions& opt) {
     if (conditional)  // class 0 and, where there is one, the null class
       inputs.emplace_back(at::tensor({int64_t{0}, impl->meta.null_class ? impl->meta.num_classes : int64_t{0}},
                                      at::TensorOptions().dtype(at::kLong).device(impl->device)));
+    const AsScriptedOnCpu scripted(impl->device);
     out = impl->module.forward(inputs);
   } catch (const std::exception& e) {
     std::string what = e.what();
@@ -303,6 +314,7 @@ Model Model::load(const ModelOptions& opt) {
       at::NoGradGuard guard;  // not InferenceMode: a module that caches tensors on its first call must be usable with autograd (AMED distillation)
       std::vector<c10::IValue> inputs = {at::randn(shape, opts), at::full({2}, t_mid, opts)};
       if (conditional) inputs.emplace_back(at::zeros({2}, at::TensorOptions().dtype(at::kLong).device(impl->device)));
+      const AsScriptedOnCpu scripted(impl->device);
       fo = impl->module.get_method("forward_with_features")(inputs);
     } catch (const std::exception& e) {
       std::string what = e.what();
@@ -339,12 +351,14 @@ c10::Device Model::device() const { return impl_->device; }
 std::vector<std::string> Model::methods() const { return method_names(impl_->module); }
 
 at::Tensor Model::forward(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y) const {
+  const AsScriptedOnCpu scripted(impl_->device);
   if (y.defined()) return impl_->module.forward({x_t, t, y}).toTensor();
   return impl_->module.forward({x_t, t}).toTensor();
 }
 
 std::pair<at::Tensor, at::Tensor> Model::forward_with_features(const at::Tensor& x_t, const at::Tensor& t,
                                                                const at::Tensor& y) const {
+  const AsScriptedOnCpu scripted(impl_->device);
   auto method = impl_->module.get_method("forward_with_features");
   const c10::IValue out = y.defined() ? method({x_t, t, y}) : method({x_t, t});
   const auto& e = out.toTupleRef().elements();
@@ -445,7 +459,7 @@ void ModelDenoiser::check_finite(const Grid& grid) const {
           << model_.meta().process.time_of(s) << ")";
     }
     msg << "; sampling stopped";
-    throw InputError(msg.str());
+    throw NonFiniteError(msg.str());
   }
 }
 

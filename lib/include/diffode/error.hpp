@@ -13,6 +13,13 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The model returned NaN or Inf while sampling (ModelDenoiser::check_finite): bad input too
+// (exit 2), told apart so that `diffode compare` can record the cell as diverged.
+class NonFiniteError : public InputError {
+ public:
+  using InputError::InputError;
+};
+
 // A file that cannot be written (a full disk, no permission): the CLI exits with code 1
 // and says so; complete batches of a run are kept for a re-run.
 class OutputError : public std::runtime_error {

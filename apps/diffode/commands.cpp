@@ -109,18 +109,12 @@ int cmd_sample(const SampleArgs& args) { return run_configs(args, run_sample, fa
 int cmd_compare(const SampleArgs& args) { return run_configs(args, run_compare, true); }
 
 int cmd_merge(const std::vector<fs::path>& dirs, const std::optional<fs::path>& out) {
-  auto holds_shards = [](const fs::path& d) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(d, ec))
-      if (e.is_directory() && e.path().filename().string().rfind("shard-", 0) == 0) return true;
-    return false;
-  };
   if (!out && dirs.size() == 1 && fs::is_directory(dirs[0]) && !fs::exists(dirs[0] / "shard.json") &&
-      !holds_shards(dirs[0])) {
+      shard_dirs_in(dirs[0]).empty()) {
     // A batch run's folder: every run folder in it that holds shards is merged in place.
     std::vector<fs::path> runs;
     for (const auto& e : fs::directory_iterator(dirs[0]))
-      if (e.is_directory() && holds_shards(e.path())) runs.push_back(fs::absolute(e.path()));
+      if (e.is_directory() && !shard_dirs_in(e.path()).empty()) runs.push_back(fs::absolute(e.path()));
     std::sort(runs.begin(), runs.end());
     for (const auto& run : runs) {
       merge_shards({run}, run);

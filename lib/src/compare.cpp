@@ -255,12 +255,13 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
        ref.samples.slice(0, 0, shown)}};
 
   json rows = json::array();
+  const json no_errors = {{"rmse", nullptr}, {"max_err", nullptr}, {"psnr", nullptr}, {"frechet_distance", nullptr}};
   std::map<std::string, json> done;  // by the identity of what was sampled, for targets that map to one NFE
   for (const auto& cell : cells) {
     json row = {{"label", cell.label}, {"target_nfe", cell.target}};
     if (!cell.job) {
-      row.update({{"solver", nullptr}, {"nfe", nullptr}, {"steps", nullptr}, {"afs", nullptr}, {"rmse", nullptr},
-                  {"max_err", nullptr}, {"psnr", nullptr}, {"frechet_distance", nullptr}, {"time_s", nullptr},
+      row.update(no_errors);
+      row.update({{"solver", nullptr}, {"nfe", nullptr}, {"steps", nullptr}, {"afs", nullptr}, {"time_s", nullptr},
                   {"note", cell.why}});
       spdlog::warn("{} at NFE {}: no reachable NFE at or below it ({})", cell.label, cell.target, cell.why);
       rows.push_back(row);
@@ -278,14 +279,15 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
       spdlog::info("{} at NFE {}: kept from {}", cell.label, job.plan().nfe, saved.string());
     } else {
       const auto t0 = Clock::now();
+      result = {{"solver", job.solver().name}, {"nfe", job.plan().nfe}, {"steps", job.plan().steps},
+                {"afs", job.plan().afs}};
       at::Tensor x;
       try {
         x = sample_all(job);
       } catch (const NonFiniteError& e) {  // NaN or Inf on this cell's grid: the cell's result, not the compare's end
-        row.update({{"solver", job.solver().name}, {"nfe", job.plan().nfe}, {"steps", job.plan().steps},
-                    {"afs", job.plan().afs}, {"rmse", nullptr}, {"max_err", nullptr}, {"psnr", nullptr},
-                    {"frechet_distance", nullptr}, {"time_s", seconds_since(t0)},
-                    {"note", std::string("diverged: ") + e.what()}});
+        result.update(no_errors);
+        result.update({{"time_s", seconds_since(t0)}, {"note", std::string("diverged: ") + e.what()}});
+        row.update(result);
         spdlog::warn("{} at NFE {}: diverged ({})", cell.label, job.plan().nfe, e.what());
         rows.push_back(row);
         continue;  // not kept in cells/: a re-run samples it again
@@ -293,10 +295,11 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
       const double seconds = seconds_since(t0);
       const Errors e = errors_of(x, ref.samples, hi - lo);
       const auto fd = frechet_of(eval, x, labels, meta.num_classes);
-      result = {{"solver", job.solver().name}, {"nfe", job.plan().nfe},  {"steps", job.plan().steps},
-                {"afs", job.plan().afs},       {"rmse", e.rmse},         {"max_err", e.max_err},
-                {"psnr", finite_or_null(e.psnr)}, {"frechet_distance", fd ? json(*fd) : json(nullptr)},
-                {"time_s", seconds}};
+      result.update({{"rmse", e.rmse},
+                     {"max_err", e.max_err},
+                     {"psnr", finite_or_null(e.psnr)},
+                     {"frechet_distance", fd ? json(*fd) : json(nullptr)},
+                     {"time_s", seconds}});
       if (const auto& p = job.config().solver.predictor) result["predictor"] = p->string();
       save_tensor(thumbs, x.slice(0, 0, shown));
       write_file_atomic(saved, json({{"identity", identity}, {"result", result}}).dump(2) + "\n");

@@ -329,6 +329,15 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
 
 // ---------------------------------------------------------------- merge
 
+std::vector<fs::path> shard_dirs_in(const fs::path& dir) {
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory() && e.path().filename().string().rfind("shard-", 0) == 0) found.push_back(e.path());
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
   const auto t_start = Clock::now();
   set_threads(0);
@@ -342,11 +351,8 @@ json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
       shard_dirs.push_back(d);
       continue;
     }
-    std::vector<fs::path> found;
-    for (const auto& e : fs::directory_iterator(d))
-      if (e.is_directory() && e.path().filename().string().rfind("shard-", 0) == 0) found.push_back(e.path());
+    const std::vector<fs::path> found = shard_dirs_in(d);
     if (found.empty()) throw InputError("merge: " + d.string() + " holds no shards (shard-I-of-N folders from --shard)");
-    std::sort(found.begin(), found.end());
     shard_dirs.insert(shard_dirs.end(), found.begin(), found.end());
   }
   json run;

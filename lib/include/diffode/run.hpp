@@ -27,6 +27,8 @@ struct Shard {
 Shard parse_shard(const std::string& text);
 // The folder of shard i of n inside a run directory: "shard-<i>-of-<n>".
 std::string shard_dir_name(const Shard& shard);
+// The shard folders (shard-*) directly inside `dir`, sorted; none when it holds none.
+std::vector<std::filesystem::path> shard_dirs_in(const std::filesystem::path& dir);
 
 struct RunOptions {
   Shard shard;          // count > 1: sample only this shard's batches, into out_dir/shard-i-of-n

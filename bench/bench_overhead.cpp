@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
               "ratio", "best", "in-run");
   // A flow model from t = 1 (sigma_max inf) has no polynomial grid: time-uniform in t there.
   ScheduleSpec spec;
-  if (std::isinf(meta.sigma_max)) spec.name = "time_uniform";
+  if (std::isinf(meta.sigma_max)) spec.schedule = &find_schedule("time_uniform");
   for (const auto& s : solvers()) {
     StepPlan plan;
     try {
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   const std::filesystem::path out = std::filesystem::temp_directory_path() / "diffode-bench-run";
   nlohmann::json j = {{"model", {{"path", path}, {"threads", thread_arg}}},
                       {"solver", {{"name", "dpmpp2m"}, {"nfe", nfe}}},
-                      {"schedule", {{"name", spec.name}}},
+                      {"schedule", {{"name", spec.schedule->name}}},
                       {"sampling", {{"num_samples", batch}, {"batch_size", batch}}}};
   if (labels.defined()) {
     j["sampling"]["labels"] = "cycle";

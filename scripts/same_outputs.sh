@@ -41,6 +41,17 @@ runs=(
   "gmm2d|configs/gmm2d.json|--set sampling.num_samples=1000 --set sampling.batch_size=300"
 )
 
+canonical_json() {  # FILE: its JSON with every number a float, keys sorted, the version left out
+  python3 -c '
+import json, sys
+def norm(v):
+    if isinstance(v, bool) or v is None or isinstance(v, str): return v
+    if isinstance(v, (int, float)): return float(v)
+    if isinstance(v, list): return [norm(e) for e in v]
+    return {k: norm(e) for k, e in v.items() if k != "diffode_version"}
+print(json.dumps(norm(json.load(open(sys.argv[1]))), sort_keys=True))' "$1"
+}
+
 digest() {  # BIN LABEL: digests of every run's outputs, one line each
   local bin=$1 out=$work/$2
   for r in "${runs[@]}"; do
@@ -48,7 +59,7 @@ digest() {  # BIN LABEL: digests of every run's outputs, one line each
     # shellcheck disable=SC2086
     "$bin" sample -c "$cfg" $extra -o "$out/$name" 2>/dev/null >/dev/null
     echo "$name samples.npy $(sha256sum <"$out/$name/samples.npy" | cut -c1-64)"
-    echo "$name manifest.json $(grep -v '"diffode_version"' "$out/$name/manifest.json" | sha256sum | cut -c1-64)"
+    echo "$name manifest.json $(canonical_json "$out/$name/manifest.json" | sha256sum | cut -c1-64)"
   done
   for i in 0 1 2; do
     "$bin" sample -c configs/gauss.json --set sampling.num_samples=40 --set sampling.batch_size=8 --shard "$i/3" \

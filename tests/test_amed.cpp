@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "diffode/amed.hpp"
+#include "diffode/distill.hpp"
 #include "diffode/error.hpp"
 #include "diffode/io.hpp"
 #include "diffode/model.hpp"

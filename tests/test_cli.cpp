@@ -174,7 +174,7 @@ TEST_P(CliShippedConfig, SampleWritesGridNpyAndManifestAndARerunIsComplete) {
   if (cfg.solver.steps) {
     EXPECT_EQ(run["solver"]["steps"].get<int>(), *cfg.solver.steps);
   }
-  EXPECT_EQ(run["solver"]["name"], cfg.solver.name);
+  EXPECT_EQ(run["solver"]["name"], cfg.solver.info().name);
   EXPECT_EQ(run["config"]["sampling"]["num_samples"], 8);
   EXPECT_EQ(run["config"]["sampling"]["batch_size"], 4);
   const json& sigmas = run["schedule"]["sigmas"];

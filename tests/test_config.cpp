@@ -8,6 +8,8 @@
 
 #include "diffode/config.hpp"
 #include "diffode/error.hpp"
+#include "diffode/io.hpp"
+#include "diffode/model.hpp"
 #include "diffode/schedule.hpp"
 #include "diffode/solver.hpp"
 #include "test_util.hpp"
@@ -78,17 +80,16 @@ TEST(ConfigDefaults, MinimalConfigGetsEveryDefault) {
   EXPECT_TRUE(c.model.overrides.is_object());
   EXPECT_TRUE(c.model.overrides.empty());
 
-  EXPECT_EQ(c.solver.name, "heun");
-  ASSERT_TRUE(c.solver.steps.has_value());
-  EXPECT_EQ(*c.solver.steps, 18);
+  EXPECT_EQ(c.solver.info().name, "heun");
+  EXPECT_FALSE(c.solver.steps.has_value());  // the step planner's default (kDefaultSteps)
   EXPECT_FALSE(c.solver.nfe.has_value());
   EXPECT_FALSE(c.solver.afs.has_value());
   EXPECT_EQ(c.solver.precision, "float64");
   EXPECT_EQ(c.solver.max_order, 0);
 
-  EXPECT_EQ(c.schedule.spec.name, "polynomial");
-  EXPECT_FALSE(c.schedule.spec.rho.has_value());
-  EXPECT_TRUE(c.schedule.spec.sigmas.empty());
+  EXPECT_EQ(c.schedule.schedule->name, "polynomial");
+  EXPECT_FALSE(c.schedule.rho.has_value());
+  EXPECT_TRUE(c.schedule.sigmas.empty());
   EXPECT_FALSE(c.schedule.denoise_to_zero);
 
   EXPECT_EQ(c.sampling.num_samples, 64);
@@ -106,7 +107,7 @@ TEST(ConfigDefaults, ResolvedJsonHoldsTheFilledDefaults) {
   TempDir tmp;
   const fs::path file = write_text(tmp.path / "cfg.json", R"({"model": {"path": "m.pt"}, "solver": {"nfe": 10}})");
   const Config c = load_config(file);
-  const json& j = c.json;
+  const json j = to_json(c);
   EXPECT_EQ(j["model"]["path"], (tmp.path / "m.pt").string());
   EXPECT_EQ(j["model"]["device"], "cpu");
   EXPECT_EQ(j["solver"]["name"], "heun");
@@ -146,13 +147,13 @@ TEST(ConfigDefaults, ExplicitValuesAreKept) {
   EXPECT_EQ(c.model.dtype, "float64");
   EXPECT_EQ(c.model.overrides, json::parse(R"({"prediction": "eps", "sample_shape": [1, 4, 4],
                                                "process": {"type": "vp"}})"));
-  EXPECT_EQ(c.solver.name, "ipndm");
+  EXPECT_EQ(c.solver.info().name, "ipndm");
   EXPECT_EQ(c.solver.steps, 7);
   EXPECT_EQ(c.solver.afs, true);
   EXPECT_EQ(c.solver.precision, "float32");
   EXPECT_EQ(c.solver.max_order, 3);
-  EXPECT_EQ(c.schedule.spec.name, "time_uniform");
-  EXPECT_EQ(c.schedule.spec.rho, 2.5);
+  EXPECT_EQ(c.schedule.schedule->name, "time_uniform");
+  EXPECT_EQ(c.schedule.rho, 2.5);
   EXPECT_TRUE(c.schedule.denoise_to_zero);
   EXPECT_EQ(c.sampling.num_samples, 5);
   EXPECT_EQ(c.sampling.batch_size, 2);
@@ -168,8 +169,9 @@ TEST(ConfigDefaults, CustomScheduleFixesTheSteps) {
   const fs::path file = write_text(
       tmp.path / "cfg.json", R"({"model": {"path": "m.pt"}, "schedule": {"name": "custom", "sigmas": [80, 10, 1, 0.002]}})");
   const Config c = load_config(file);
-  EXPECT_EQ(c.schedule.spec.sigmas, (std::vector<double>{80, 10, 1, 0.002}));
-  EXPECT_EQ(c.solver.steps, 3);
+  EXPECT_EQ(c.schedule.sigmas, (std::vector<double>{80, 10, 1, 0.002}));
+  EXPECT_FALSE(c.solver.steps.has_value());  // the planner takes them from the schedule
+  EXPECT_EQ(fixed_steps(c.schedule), 3);
 }
 
 TEST(ConfigDefaults, EveryShippedConfigLoads) {
@@ -195,7 +197,7 @@ TEST(ConfigPaths, RelativePathsInTheFileResolveAgainstItsFolder) {
   EXPECT_EQ(c.model.path, tmp.path / "a" / "models" / "m.pt");
   ASSERT_TRUE(c.output.dir.has_value());
   EXPECT_EQ(*c.output.dir, tmp.path / "a" / "b" / "runs" / "x");
-  EXPECT_EQ(c.json["model"]["path"], (tmp.path / "a" / "models" / "m.pt").string());
+  EXPECT_EQ(to_json(c)["model"]["path"], (tmp.path / "a" / "models" / "m.pt").string());
 }
 
 TEST(ConfigPaths, RelativeFileNameResolvesAgainstItsFolderNotTheWorkingDirectory) {
@@ -245,25 +247,25 @@ TEST(ConfigSet, ValuesAreParsedAsJson) {
                                  "model.sample_shape=[3, 8, 8]"});
   EXPECT_EQ(c.solver.steps, 5);
   EXPECT_EQ(c.solver.afs, true);
-  EXPECT_EQ(c.schedule.spec.rho, 3.5);
+  EXPECT_EQ(c.schedule.rho, 3.5);
   EXPECT_EQ(c.sampling.seed, 12);
   EXPECT_EQ(c.model.overrides["sample_shape"], json::parse("[3, 8, 8]"));
-  EXPECT_TRUE(c.json["solver"]["steps"].is_number_integer());
-  EXPECT_TRUE(c.json["solver"]["afs"].is_boolean());
+  EXPECT_TRUE(to_json(c)["solver"]["steps"].is_number_integer());
+  EXPECT_TRUE(to_json(c)["solver"]["afs"].is_boolean());
 }
 
 TEST(ConfigSet, NonJsonValuesAreStrings) {
   const Config c = parse_config(json::parse(R"({"model": {"path": "/m.pt"}})"), "inline", "/",
                                 {"solver.name=euler", "schedule.name=logsnr", "model.prediction=x0"});
-  EXPECT_EQ(c.solver.name, "euler");
-  EXPECT_EQ(c.schedule.spec.name, "logsnr");
+  EXPECT_EQ(c.solver.info().name, "euler");
+  EXPECT_EQ(c.schedule.schedule->name, "logsnr");
   EXPECT_EQ(c.model.overrides["prediction"], "x0");
 }
 
 TEST(ConfigSet, QuotedJsonStringsWork) {
   const Config c =
       parse_config(json::parse(R"({"model": {"path": "/m.pt"}})"), "inline", "/", {R"(solver.name="dpm2")"});
-  EXPECT_EQ(c.solver.name, "dpm2");
+  EXPECT_EQ(c.solver.info().name, "dpm2");
 }
 
 TEST(ConfigSet, OverridesValuesFromTheFile) {
@@ -271,9 +273,9 @@ TEST(ConfigSet, OverridesValuesFromTheFile) {
   const fs::path file =
       write_text(tmp.path / "cfg.json", R"({"model": {"path": "m.pt"}, "solver": {"name": "heun", "steps": 10}})");
   const Config c = load_config(file, {"solver.name=euler", "solver.steps=3"});
-  EXPECT_EQ(c.solver.name, "euler");
+  EXPECT_EQ(c.solver.info().name, "euler");
   EXPECT_EQ(c.solver.steps, 3);
-  EXPECT_EQ(c.json["solver"]["name"], "euler");
+  EXPECT_EQ(to_json(c)["solver"]["name"], "euler");
 }
 
 TEST(ConfigSet, LaterSetsWin) {
@@ -286,7 +288,7 @@ TEST(ConfigSet, NestedKeysCreateObjects) {
   // Neither "solver" nor model.process exist in the file.
   const Config c = parse_config(json::parse(R"({"model": {"path": "/m.pt"}})"), "inline", "/",
                                 {"solver.name=euler", "model.process.type=vp", "model.process.beta_max=10"});
-  EXPECT_EQ(c.solver.name, "euler");
+  EXPECT_EQ(c.solver.info().name, "euler");
   EXPECT_EQ(c.model.overrides["process"], json::parse(R"({"type": "vp", "beta_max": 10})"));
 }
 

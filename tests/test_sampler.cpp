@@ -119,7 +119,7 @@ TEST(Run, NpyHoldsTheIntegratedSamples) {
   EXPECT_EQ(npy.substr(0, header.size()), header);
   const Model m = Model::load({test::model_path("gauss.pt")});
   ModelDenoiser den(m, at::kFloat);
-  const Grid g = make_grid(cfg.schedule.spec, 5, {m.meta().sigma_min, m.meta().sigma_max, m.meta().process});
+  const Grid g = make_grid(cfg.schedule, 5, {m.meta().sigma_min, m.meta().sigma_max, m.meta().process});
   const Tensor x = integrate(find_solver("heun"), den, make_noise(5, 0, 3, {3, 8, 8}), g, {}, false).contiguous();
   EXPECT_EQ(std::memcmp(npy.data() + header.size(), x.data_ptr<float>(), 3 * 192 * sizeof(float)), 0);
 }
@@ -190,12 +190,16 @@ TEST(Conditioning, GuidanceCountsOneEvaluationAndTwoPasses) {
 }
 
 TEST(Conditioning, RandomLabelsComeFromTheSampleSeed) {
-  SamplingConfig s;
-  s.seed = 4;
-  s.labels = "random";
-  const auto all = sample_labels(s, 10, {2}, 0, 20);
+  const Labels s{Labels::Rule::random, {}};
+  const auto all = sample_labels(s, 4, 10, {2}, 0, 20);
+  const SampleInputs in = sample_inputs(s, 4, 10, {2}, 0, 20);  // one pass: the same labels, the same noise
+  EXPECT_EQ(in.labels, all);
+  EXPECT_TRUE(at::equal(in.noise, make_noise(4, 0, 20, {2})));
+  const SampleInputs big = sample_inputs(s, 4, 10, {3, 8, 8}, 5, 3);  // the tensor path of the noise
+  EXPECT_TRUE(at::equal(big.noise, make_noise(4, 5, 3, {3, 8, 8})));
+  EXPECT_EQ(big.labels, sample_labels(s, 4, 10, {3, 8, 8}, 5, 3));
   for (int64_t k = 0; k < 20; ++k) {
-    EXPECT_EQ(sample_labels(s, 10, {2}, k, 1)[0], all[static_cast<size_t>(k)]);
+    EXPECT_EQ(sample_labels(s, 4, 10, {2}, k, 1)[0], all[static_cast<size_t>(k)]);
     EXPECT_GE(all[static_cast<size_t>(k)], 0);
     EXPECT_LT(all[static_cast<size_t>(k)], 10);
   }
@@ -221,13 +225,12 @@ TEST(Conditioning, BadLabelsAndGuidanceAreNamed) {
 }
 
 TEST(Conditioning, AListRepeatsOverTheSamples) {
-  SamplingConfig s;
-  s.labels = "list";
-  s.label_list = {2, 5};
-  EXPECT_EQ(sample_labels(s, 8, {2}, 0, 5), (std::vector<int64_t>{2, 5, 2, 5, 2}));
-  EXPECT_EQ(sample_labels(s, 8, {2}, 3, 2), (std::vector<int64_t>{5, 2}));
-  s.labels = "cycle";
-  EXPECT_EQ(sample_labels(s, 3, {2}, 2, 3), (std::vector<int64_t>{2, 0, 1}));
+  Labels s{Labels::Rule::list, {2, 5}};
+  EXPECT_EQ(sample_labels(s, 0, 8, {2}, 0, 5), (std::vector<int64_t>{2, 5, 2, 5, 2}));
+  EXPECT_EQ(sample_labels(s, 0, 8, {2}, 3, 2), (std::vector<int64_t>{5, 2}));
+  s.rule = Labels::Rule::cycle;
+  EXPECT_EQ(sample_labels(s, 0, 3, {2}, 2, 3), (std::vector<int64_t>{2, 0, 1}));
+  EXPECT_TRUE(sample_labels(Labels{}, 0, 3, {2}, 0, 3).empty());
   try {
     config_for("gmm2d_cond.pt", {{"sampling", {{"labels", json::array()}}}});
     FAIL();

@@ -14,7 +14,7 @@ namespace diffode::test {
 // A schedule spec by name (and sigmas, for custom).
 inline ScheduleSpec schedule(const std::string& name, std::vector<double> sigmas = {}) {
   ScheduleSpec spec;
-  spec.name = name;
+  spec.schedule = &find_schedule(name);
   spec.sigmas = std::move(sigmas);
   return spec;
 }

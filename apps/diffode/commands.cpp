@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "diffode/amed.hpp"
+#include "diffode/distill.hpp"
 #include "diffode/config.hpp"
 #include "diffode/error.hpp"
 #include "diffode/io.hpp"

@@ -136,7 +136,7 @@ json grid_json(const Grid& g) {
 }  // namespace
 
 json predictor_identity(const PredictorUse& use, const ScheduleSpec& schedule) {
-  json sched = {{"name", schedule.name}};
+  json sched = {{"name", schedule.schedule->name}};
   if (schedule.rho) sched["rho"] = *schedule.rho;
   return {{"kind", "amed_predictor"},   {"model_sha256", use.model_sha256}, {"solver", use.solver},
           {"steps", use.steps},         {"afs", use.afs},                   {"schedule", sched},

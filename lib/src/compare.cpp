@@ -31,20 +31,19 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 // The base config with its solver replaced by `solver` at `nfe` or `steps` ("{nfe}" in a
 // predictor path becomes the NFE).
-Config solver_config(const Config& base, json solver, std::optional<int> nfe, std::optional<int> steps) {
-  json j = base.json;
-  j.erase("compare");
-  solver.erase("label");
-  if (nfe) solver["nfe"] = *nfe;
-  if (steps) solver["steps"] = *steps;
-  if (nfe && solver.contains("predictor")) {
-    std::string p = solver["predictor"].get<std::string>();
+Config solver_config(const Config& base, SolverConfig solver, std::optional<int> nfe, std::optional<int> steps) {
+  Config c = base;
+  c.compare.reset();
+  solver.nfe = nfe;
+  solver.steps = steps;
+  if (nfe && solver.predictor) {
+    std::string p = solver.predictor->string();
     for (auto at = p.find("{nfe}"); at != std::string::npos; at = p.find("{nfe}"))
       p.replace(at, 5, std::to_string(*nfe));
-    solver["predictor"] = p;
+    solver.predictor = p;
   }
-  j["solver"] = solver;
-  return parse_config(std::move(j), base.source, "/");
+  c.solver = std::move(solver);
+  return c;
 }
 
 // All samples of a job, batch by batch, as one float32 tensor.
@@ -90,15 +89,17 @@ struct Reference {
   json info;
 };
 Reference reference_solution(const Config& cfg, const Model& model) {
-  const CompareConfig& cc = *cfg.compare;
-  const int steps = cc.reference_steps, half = steps / 2;
+  const ReferenceConfig& rc = cfg.compare->reference;
+  const std::string& name = rc.solver->name;
+  const int steps = rc.steps, half = steps / 2;
   auto job_at = [&](int n) {
+    SolverConfig solver;
+    solver.solver = rc.solver;
+    solver.precision = "float64";
     try {
-      return SampleJob(solver_config(cfg, {{"name", cc.reference_solver}, {"precision", "float64"}}, std::nullopt, n),
-                       model);
+      return SampleJob(solver_config(cfg, solver, std::nullopt, n), model);
     } catch (const InputError& e) {
-      throw InputError(cfg.source + ": /compare/reference: " + cc.reference_solver + " at " + std::to_string(n) +
-                       " steps: " + e.what());
+      throw ConfigError(cfg.source, "/compare/reference", name + " at " + std::to_string(n) + " steps: " + e.what());
     }
   };
   const SampleJob full = job_at(steps), coarse = job_at(half);
@@ -118,14 +119,14 @@ Reference reference_solution(const Config& cfg, const Model& model) {
     ref.info = cached["info"];
     spdlog::info("reference from the cache {}", cache.string());
   } else {
-    spdlog::info("reference: {} at {} steps ({} NFE), checked against {} steps", cc.reference_solver, steps,
+    spdlog::info("reference: {} at {} steps ({} NFE), checked against {} steps", name, steps,
                  full.plan().nfe, half);
     const auto t0 = Clock::now();
     ref.samples = sample_all(full);
     const double seconds = seconds_since(t0);
     const at::Tensor check = sample_all(coarse);
     const Errors e = errors_of(check, ref.samples, model.meta().data_hi - model.meta().data_lo);
-    ref.info = {{"solver", cc.reference_solver},
+    ref.info = {{"solver", name},
                 {"steps", steps},
                 {"nfe", full.plan().nfe},
                 {"seconds", seconds},
@@ -141,12 +142,12 @@ Reference reference_solution(const Config& cfg, const Model& model) {
   }
   ref.info["cache"] = cache.string();
   const double moved = ref.info["convergence"]["rmse"].get<double>();
-  spdlog::info("reference {} at {} steps: RMSE {:.3g} to {} steps (tolerance {:.3g})", cc.reference_solver, steps, moved,
-               half, cc.reference_tolerance);
-  if (!(moved <= cc.reference_tolerance))
-    throw InputError(cfg.source + ": /compare/reference: " + cc.reference_solver + " at " + std::to_string(steps) +
+  spdlog::info("reference {} at {} steps: RMSE {:.3g} to {} steps (tolerance {:.3g})", name, steps, moved,
+               half, rc.tolerance);
+  if (!(moved <= rc.tolerance))
+    throw InputError(cfg.source + ": /compare/reference: " + name + " at " + std::to_string(steps) +
                      " steps has not converged: it differs from " + std::to_string(half) + " steps by RMSE " +
-                     fmt::format("{:.4g}", moved) + " > tolerance " + fmt::format("{:.4g}", cc.reference_tolerance) +
+                     fmt::format("{:.4g}", moved) + " > tolerance " + fmt::format("{:.4g}", rc.tolerance) +
                      "; raise compare.reference.steps (or the tolerance)");
   return ref;
 }
@@ -161,10 +162,10 @@ struct Cell {
 };
 
 Cell plan_cell(const Config& cfg, const Model& model, size_t index, int target) {
-  const json& solver = cfg.compare->solvers[index];
-  Cell cell{index, solver["label"].get<std::string>(), target, std::nullopt, ""};
+  const ComparedSolver& solver = cfg.compare->solvers[index];
+  Cell cell{index, solver.name(), target, std::nullopt, ""};
   for (int nfe = target; nfe >= 1; --nfe) {
-    const Config c = solver_config(cfg, solver, nfe, std::nullopt);
+    const Config c = solver_config(cfg, solver.solver, nfe, std::nullopt);
     try {
       plan_run(c, model.meta());
     } catch (const InputError& e) {
@@ -246,12 +247,12 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
 
   const Reference ref = reference_solution(cfg, model);
   const std::vector<int64_t> labels =
-      sample_labels(cfg.sampling, meta.num_classes, meta.sample_shape, 0, cfg.sampling.num_samples);
+      run_labels(cfg, meta.num_classes, meta.sample_shape, 0, cfg.sampling.num_samples);
   json ref_info = ref.info;
   if (auto fd = frechet_of(eval, ref.samples, labels, meta.num_classes)) ref_info["frechet_distance"] = *fd;
   const int64_t shown = std::min<int64_t>(cc.grid_samples, cfg.sampling.num_samples);
   std::vector<std::pair<std::string, at::Tensor>> grid_rows = {
-      {"reference " + cc.reference_solver + " " + std::to_string(cc.reference_steps) + " steps",
+      {"reference " + cc.reference.solver->name + " " + std::to_string(cc.reference.steps) + " steps",
        ref.samples.slice(0, 0, shown)}};
 
   json rows = json::array();
@@ -315,8 +316,7 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
     }
   }
 
-  json config = cfg.json;
-  const json out = {{"config", config},
+  const json out = {{"config", to_json(cfg)},
                     {"model", {{"path", model.path().string()}, {"sha256", model.sha256()}}},
                     {"seeds", {{"first", cfg.sampling.seed}, {"count", cfg.sampling.num_samples}}},
                     {"reference", ref_info},
@@ -330,7 +330,7 @@ json run_compare(const Config& cfg, const fs::path& out_dir, const RunOptions& o
     spdlog::info("sample shape {} is not an image: no compare_grid.png", json(meta.sample_shape).dump());
   std::vector<PlotSeries> series;
   for (const auto& solver : cc.solvers) {
-    PlotSeries s{solver["label"].get<std::string>(), {}, {}};
+    PlotSeries s{solver.name(), {}, {}};
     for (const auto& r : rows)
       if (r["label"] == s.label && !r["rmse"].is_null()) {
         s.x.push_back(r["nfe"].get<double>());

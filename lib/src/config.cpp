@@ -1,230 +1,359 @@
+// The config (DESIGN.md §7): one table of keys per section, read once into typed sections.
 #include "diffode/config.hpp"
 
-#include <cctype>
+#include <algorithm>
 #include <fstream>
-#include <map>
 #include <sstream>
 
-#include "diffode/error.hpp"
+#include "config_keys.hpp"
 #include "diffode/io.hpp"
-#include "diffode/process.hpp"
-#include "diffode/schedule.hpp"
-#include "diffode/solver.hpp"
+#include "diffode/model.hpp"
 
 namespace diffode {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
+using namespace config_table;
+
+namespace config_table {
+
+const SolverInfo* Codec<const SolverInfo*>::read(const json& v, const Where& w) {
+  try {
+    return &find_solver(v.get<std::string>());
+  } catch (const InputError& e) {
+    w.fail(e.what());
+  }
+}
+
+const ScheduleInfo* Codec<const ScheduleInfo*>::read(const json& v, const Where& w) {
+  try {
+    return &find_schedule(v.get<std::string>());
+  } catch (const InputError& e) {
+    w.fail(e.what());
+  }
+}
+
+Labels Codec<Labels>::read(const json& v, const Where& w) {
+  if (v.is_string()) {
+    const std::string rule = v.get<std::string>();
+    if (rule == "cycle") return {Labels::Rule::cycle, {}};
+    if (rule == "random") return {Labels::Rule::random, {}};
+    w.fail("expected a list of class indices, \"cycle\" or \"random\", got \"" + rule + "\"");
+  }
+  Labels l{Labels::Rule::list, v.get<std::vector<int64_t>>()};
+  if (l.list.empty()) w.fail("is an empty list: give at least one class (the list repeats over the samples)");
+  return l;
+}
+
+json Codec<Labels>::write(const Labels& v) {
+  switch (v.rule) {
+    case Labels::Rule::none: return nullptr;
+    case Labels::Rule::list: return v.list;
+    case Labels::Rule::cycle: return "cycle";
+    case Labels::Rule::random: return "random";
+  }
+  return nullptr;
+}
+
+}  // namespace config_table
 
 namespace {
 
-// ---- a small schema: what keys exist, their JSON types and defaults ----
+// A string key whose value is one of `names` (messages: "unknown WHAT 'x' (did you mean ...)").
+Check<std::string> one_of(const char* what, std::vector<std::string> names) {
+  return [what, names](const std::string& v, const json&, const Where& w) {
+    if (std::find(names.begin(), names.end(), v) == names.end()) w.fail(unknown_name_message(what, v, names));
+  };
+}
+Check<std::optional<int>> optional_at_least(int min) {
+  return [min](const std::optional<int>& v, const json& given, const Where& w) { at_least(min)(*v, given, w); };
+}
+Check<double> in_unit_interval() {
+  return [](const double& v, const json& given, const Where& w) {
+    if (!(v >= 0 && v < 1)) w.fail("must be in [0, 1), got " + given.dump());
+  };
+}
+Check<const SolverInfo*> training_free(const char* role) {
+  return [role](const SolverInfo* const& s, const json&, const Where& w) {
+    if (s->learned) w.fail(std::string("the ") + role + " must be a training-free solver, got '" + s->name + "'");
+  };
+}
 
-enum class Kind { Bool, Int, Number, NumberOrInf, String, Path, NumberList, IntList, IntListOrString, Object, ObjectList };
+// ---- the tables: one entry per key ----
 
-struct Field {
-  std::string key;
-  Kind kind;
-  json def = nullptr;  // null: no default
-  std::vector<Field> children = {};
-  bool required = false;
-};
+const std::vector<Field<ModelConfig>>& model_fields() {
+  using S = ModelConfig;
+  static const std::vector<Field<S>> f = [] {
+    std::vector<Field<S>> out = {
+        required_key<S>("path", &S::path, "the TorchScript model file"),
+        key<S>("device", &S::device, "\"cpu\", \"cuda\" or \"cuda:N\"",
+               [](const std::string& v, const json&, const Where& w) {
+                 if (v != "cpu" && v.rfind("cuda", 0) != 0)
+                   w.fail("expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + v + "\"");
+               }),
+        key<S>("threads", &S::threads, "intra-op threads; 0 = all cores", at_least(0, " (0 = all cores)")),
+        key<S>("dtype", &S::dtype, "dtype of the model calls",
+               one_of("dtype", {"float32", "float64", "float16", "bfloat16"})),
+    };
+    for (const KeyInfo& meta : model_metadata_keys()) {  // DESIGN.md §5: override the archive's metadata
+      const std::string k = meta.key;
+      out.push_back({meta, [k](S& s, const json& v, const Where&) { s.overrides[k] = v; },
+                     [k](const S& s, json& o) {
+                       if (s.overrides.contains(k)) o[k] = s.overrides[k];
+                     }});
+    }
+    return out;
+  }();
+  return f;
+}
 
-const char* kind_text(Kind k) {
-  switch (k) {
-    case Kind::Bool: return "a boolean";
-    case Kind::Int: return "an integer";
-    case Kind::Number: return "a number";
-    case Kind::NumberOrInf: return "a number or \"inf\"";
-    case Kind::String: return "a string";
-    case Kind::Path: return "a path (string)";
-    case Kind::NumberList: return "a list of numbers";
-    case Kind::IntList: return "a list of integers";
-    case Kind::IntListOrString: return "a list of integers or a string";
-    case Kind::Object: return "an object";
-    case Kind::ObjectList: return "a list of objects";
+// The solver keys; a compared solver has no steps / nfe (compare.nfe gives those).
+std::vector<Field<SolverConfig>> solver_field_list(bool with_steps) {
+  using S = SolverConfig;
+  std::vector<Field<S>> f = {key<S>("name", &S::solver, "the solver (diffode solvers)")};
+  if (with_steps) {
+    f.push_back(key<S>("steps", &S::steps, "grid intervals N", optional_at_least(1)));
+    f.push_back(key<S>("nfe", &S::nfe, "target model evaluations per sample (N and AFS chosen to hit it)",
+                       optional_at_least(1)));
   }
-  return "?";
+  f.push_back(key<S>("afs", &S::afs, "analytical first step (unset: off unless a target nfe needs it)"));
+  f.push_back(key<S>("precision", &S::precision, "dtype of the solver state", one_of("precision", {"float32", "float64"})));
+  f.push_back(key<S>("max_order", &S::max_order, "multistep order cap; 0 = the solver's default"));
+  f.push_back(key<S>("predictor", &S::predictor, "AMED solvers: the distilled step predictor file"));
+  return f;
+}
+const std::vector<Field<SolverConfig>>& solver_fields(bool with_steps) {
+  static const auto with = solver_field_list(true), without = solver_field_list(false);
+  return with_steps ? with : without;
 }
 
-bool has_kind(const json& v, Kind k) {
-  switch (k) {
-    case Kind::Bool: return v.is_boolean();
-    case Kind::Int: return v.is_number_integer();
-    case Kind::Number: return v.is_number();
-    case Kind::NumberOrInf: return v.is_number() || v == "inf";
-    case Kind::String:
-    case Kind::Path: return v.is_string();
-    case Kind::Object: return v.is_object();
-    case Kind::ObjectList:
-      if (!v.is_array()) return false;
-      for (const auto& e : v)
-        if (!e.is_object()) return false;
-      return true;
-    case Kind::IntListOrString: return v.is_string() || has_kind(v, Kind::IntList);
-    case Kind::NumberList:
-    case Kind::IntList:
-      if (!v.is_array()) return false;
-      for (const auto& e : v)
-        if (!(k == Kind::IntList ? e.is_number_integer() : e.is_number())) return false;
-      return true;
-  }
-  return false;
-}
-
-std::string describe(const json& v) {
-  std::string text = v.dump();
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return std::string(v.type_name()) + " " + text;
-}
-
-// The model metadata keys of DESIGN.md §5, shared by diffode.json and config model.*.
-const std::vector<Field>& metadata_fields() {
-  static const std::vector<Field> f = {
-      {"prediction", Kind::String},
-      {"process", Kind::Object, nullptr,
-       {{"type", Kind::String, nullptr, {}, true}, {"beta_min", Kind::Number}, {"beta_max", Kind::Number}}},
-      {"sample_shape", Kind::IntList},
-      {"data_range", Kind::NumberList},
-      {"sigma_min", Kind::Number},
-      {"sigma_max", Kind::NumberOrInf},
-      {"num_classes", Kind::Int},
-      {"null_class", Kind::Bool},
-      {"description", Kind::String},
+const std::vector<Field<ScheduleConfig>>& schedule_fields() {
+  using S = ScheduleConfig;
+  static const std::vector<Field<S>> f = {
+      key<S>("name", &S::schedule, "the sigma schedule (diffode schedules)"),
+      key<S>("rho", &S::rho, "polynomial, time_uniform: the exponent (unset: the schedule's default)"),
+      key<S>("sigmas", &S::sigmas, "custom: the decreasing sigma grid"),
+      key<S>("denoise_to_zero", &S::denoise_to_zero, "one more model call at sigma_min returning D (+1 NFE)"),
   };
   return f;
 }
 
-const std::vector<Field>& config_schema() {
-  static const std::vector<Field> schema = [] {
-    std::vector<Field> model = {{"path", Kind::Path, nullptr, {}, true},
-                                {"device", Kind::String, "cpu"},
-                                {"threads", Kind::Int, 0},
-                                {"dtype", Kind::String, "float32"}};
-    for (const auto& f : metadata_fields()) model.push_back(f);
-    const std::vector<Field> solver = {{"name", Kind::String, "heun"},     {"steps", Kind::Int},
-                                       {"nfe", Kind::Int},                 {"afs", Kind::Bool},
-                                       {"precision", Kind::String, "float64"}, {"max_order", Kind::Int, 0},
-                                       {"predictor", Kind::Path}};
-    // A compared solver: the solver object without steps/nfe (compare.nfe gives those), and a label.
-    std::vector<Field> compared = {{"label", Kind::String}};
-    for (const auto& f : solver)
-      if (f.key != "steps" && f.key != "nfe") compared.push_back(f);
-    return std::vector<Field>{
-        {"model", Kind::Object, json::object(), model, true},
-        {"solver", Kind::Object, json::object(), solver},
-        {"schedule", Kind::Object, json::object(),
-         {{"name", Kind::String, "polynomial"},
-          {"rho", Kind::Number},
-          {"sigmas", Kind::NumberList},
-          {"denoise_to_zero", Kind::Bool, false}}},
-        {"sampling", Kind::Object, json::object(),
-         {{"num_samples", Kind::Int, 64},
-          {"batch_size", Kind::Int, 64},
-          {"seed", Kind::Int, 0},
-          {"labels", Kind::IntListOrString},
-          {"guidance", Kind::Number, 1.0}}},
-        {"distill", Kind::Object, json::object(),
-         {{"teacher", Kind::String, "heun"},
-          {"teacher_points", Kind::Int, 1},
-          {"trajectories", Kind::Int, 2048},
-          {"validation", Kind::Int, 256},
-          {"batch_size", Kind::Int, 64},
-          {"iterations", Kind::Int, 300},
-          {"eval_every", Kind::Int, 25},
-          {"lr", Kind::Number, 5e-3},
-          {"seed", Kind::Int, 1000000000},
-          {"scale_dir", Kind::Number, 0.05},
-          {"scale_time", Kind::Number, 0.05}}},
-        {"compare", Kind::Object, nullptr,
-         {{"solvers", Kind::ObjectList, nullptr, compared, true},
-          {"nfe", Kind::IntList, nullptr, {}, true},
-          {"reference", Kind::Object, json::object(),
-           {{"name", Kind::String, "dpmpp3m"}, {"steps", Kind::Int, 200}, {"tolerance", Kind::Number, 0.01}}},
-          {"grid_samples", Kind::Int, 8}}},
-        {"eval", Kind::Object, nullptr,
-         {{"features", Kind::Path, nullptr, {}, true}, {"stats", Kind::Path, nullptr, {}, true}}},
-        {"output", Kind::Object, json::object(),
-         {{"dir", Kind::Path},
-          {"grid_cols", Kind::Int, 8},
-          {"grid_max", Kind::Int, 256},
-          {"png", Kind::Bool, false},
-          {"npy", Kind::Bool, true}}},
-    };
-  }();
-  return schema;
+const std::vector<Field<SamplingConfig>>& sampling_fields() {
+  using S = SamplingConfig;
+  static const std::vector<Field<S>> f = {
+      key<S>("num_samples", &S::num_samples, "samples in the run", at_least<int64_t>(1)),
+      key<S>("batch_size", &S::batch_size, "samples per model call", at_least<int64_t>(1)),
+      key<S>("seed", &S::seed, "sample k uses seed + k", at_least<int64_t>(0)),
+      key<S>("labels", &S::labels, "class labels: a list (repeated), \"cycle\" or \"random\""),
+      key<S>("guidance", &S::guidance, "classifier-free guidance w; 1 = none"),
+  };
+  return f;
 }
 
-std::vector<std::string> keys_of(const std::vector<Field>& fields) {
-  std::vector<std::string> out;
-  for (const auto& f : fields) out.push_back(f.key);
-  return out;
+const std::vector<Field<DistillConfig>>& distill_fields() {
+  using S = DistillConfig;
+  static const std::vector<Field<S>> f = {
+      key<S>("teacher", &S::teacher, "a training-free solver on the refined grid", training_free("teacher")),
+      key<S>("teacher_points", &S::teacher_points, "M: extra teacher points per student interval", at_least(1)),
+      key<S>("trajectories", &S::trajectories, "training trajectories", at_least<int64_t>(1)),
+      key<S>("validation", &S::validation, "held-out trajectories for the best-so-far choice", at_least<int64_t>(1)),
+      key<S>("batch_size", &S::batch_size, "trajectories per optimizer step", at_least<int64_t>(1)),
+      key<S>("iterations", &S::iterations, "optimizer steps in all", at_least<int64_t>(0)),
+      key<S>("eval_every", &S::eval_every, "validate every this many iterations", at_least<int64_t>(1)),
+      key<S>("lr", &S::lr, "Adam's learning rate", positive()),
+      key<S>("seed", &S::seed, "first distillation seed (far from the sampling seeds)", at_least<int64_t>(0)),
+      key<S>("scale_dir", &S::scale_dir, "c in [1 - scale_dir, 1 + scale_dir]", in_unit_interval()),
+      key<S>("scale_time", &S::scale_time, "a in [1 - scale_time, 1 + scale_time]", in_unit_interval()),
+  };
+  return f;
 }
 
-const Field* find_field(const std::vector<Field>& fields, const std::string& key) {
-  for (const auto& f : fields)
-    if (f.key == key) return &f;
-  return nullptr;
+const std::vector<Field<EvalConfig>>& eval_fields() {
+  using S = EvalConfig;
+  static const std::vector<Field<S>> f = {
+      required_key<S>("features", &S::features, "a feature model with features(x)"),
+      required_key<S>("stats", &S::stats, "its reference statistics (diffode stats)"),
+  };
+  return f;
 }
 
-// Checks `obj` against `fields` (types, unknown keys, required keys) and fills defaults.
-void check_object(json& obj, const std::vector<Field>& fields, const std::string& where,
-                  const std::string& pointer, bool allow_extra) {
-  if (!obj.is_object())
-    throw InputError(where + ": " + (pointer.empty() ? "/" : pointer) + ": expected an object, got " +
-                     describe(obj));
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    const Field* f = find_field(fields, it.key());
-    const std::string ptr = pointer + "/" + it.key();
-    if (!f) {
-      if (allow_extra) continue;
-      throw InputError(where + ": " + ptr + ": " + unknown_name_message("key", it.key(), keys_of(fields)));
-    }
-    if (!has_kind(it.value(), f->kind))
-      throw InputError(where + ": " + ptr + ": expected " + kind_text(f->kind) + ", got " +
-                       describe(it.value()));
-    if (f->kind == Kind::Object) check_object(it.value(), f->children, where, ptr, false);
-    if (f->kind == Kind::ObjectList)
-      for (size_t i = 0; i < it.value().size(); ++i)
-        check_object(it.value()[i], f->children, where, ptr + "/" + std::to_string(i), false);
+const std::vector<Field<ReferenceConfig>>& reference_fields() {
+  using S = ReferenceConfig;
+  static const std::vector<Field<S>> f = {
+      key<S>("name", &S::solver, "the reference solver", training_free("reference")),
+      key<S>("steps", &S::steps, "its steps (checked against half as many)", at_least(2)),
+      key<S>("tolerance", &S::tolerance, "largest RMSE to the half-step solution", positive()),
+  };
+  return f;
+}
+
+const std::vector<Field<OutputConfig>>& output_fields() {
+  using S = OutputConfig;
+  static const std::vector<Field<S>> f = {
+      key<S>("dir", &S::dir, "run directory (unset: runs/<config name>)"),
+      key<S>("grid_cols", &S::grid_cols, "columns of grid.png", at_least(1)),
+      key<S>("grid_max", &S::grid_max, "at most this many samples in grid.png", at_least(0)),
+      key<S>("png", &S::png, "write samples/<seed>.png"),
+      key<S>("npy", &S::npy, "write samples.npy"),
+  };
+  return f;
+}
+
+// ---- checks across the keys of a section ----
+
+void check_solver(const SolverConfig& s, const Where& w) {
+  const SolverInfo& info = s.info();
+  if (s.steps && s.nfe)
+    w.fail("give either \"steps\" or \"nfe\", not both (steps " + std::to_string(*s.steps) + ", nfe " +
+           std::to_string(*s.nfe) + ")");
+  if (s.max_order != 0) {
+    if (info.default_max_order == 0) w.at("max_order").fail("solver '" + info.name + "' has no max_order");
+    if (s.max_order < 1 || s.max_order > info.default_max_order)
+      w.at("max_order").fail("must be in [1, " + std::to_string(info.default_max_order) + "] for '" + info.name +
+                             "', got " + std::to_string(s.max_order));
   }
-  for (const auto& f : fields) {
-    if (obj.contains(f.key)) continue;
-    if (f.required)
-      throw InputError(where + ": " + pointer + "/" + f.key + ": required key is missing");
-    if (!f.def.is_null()) {
-      obj[f.key] = f.def;
-      if (f.kind == Kind::Object) check_object(obj[f.key], f.children, where, pointer + "/" + f.key, false);
-    }
-  }
+  if (s.predictor && !info.learned)
+    w.at("predictor").fail("solver '" + info.name + "' takes no predictor (only the AMED solvers do)");
 }
 
-// Makes every relative Path field of `obj` absolute against `base`.
-void resolve_paths(json& obj, const std::vector<Field>& fields, const fs::path& base) {
+SolverConfig parse_solver(const json& obj, const Where& w, bool with_steps) {
+  SolverConfig s = read_section(obj, solver_fields(with_steps), w);
+  check_solver(s, w);
+  return s;
+}
+
+ScheduleConfig parse_schedule(const json& obj, const Where& w) {
+  ScheduleConfig s = read_section(obj, schedule_fields(), w);
+  const ScheduleInfo& info = *s.schedule;
+  auto takes = [&info](const char* p) {
+    return std::find(info.params.begin(), info.params.end(), p) != info.params.end();
+  };
+  for (const char* p : {"rho", "sigmas"})
+    if (obj.contains(p) && !takes(p)) w.at(p).fail("schedule '" + info.name + "' takes no '" + p + "'");
+  if (s.rho && !(*s.rho > 0)) w.at("rho").fail("must be > 0, got " + obj["rho"].dump());
+  if (!takes("sigmas")) return s;
+  if (!obj.contains("sigmas")) w.at("sigmas").fail("schedule '" + info.name + "' needs a list of sigmas");
+  const auto& sg = s.sigmas;
+  if (sg.size() < 2) w.at("sigmas").fail("needs at least 2 values (one step), got " + obj["sigmas"].dump());
+  for (size_t i = 0; i < sg.size(); ++i) {
+    const Where at = w.at("sigmas").at(std::to_string(i));
+    if (sg[i] < 0) at.fail("must be >= 0, got " + std::to_string(sg[i]));
+    if (i && !(sg[i] < sg[i - 1]))
+      at.fail("sigmas must strictly decrease, but " + std::to_string(sg[i]) + " follows " + std::to_string(sg[i - 1]));
+  }
+  return s;
+}
+
+CompareConfig parse_compare(const json& obj, const Where& w) {
+  CompareConfig c;
+  c.nfe = obj["nfe"].get<std::vector<int>>();
+  if (c.nfe.empty()) w.at("nfe").fail("is an empty list: give the NFEs to compare at, e.g. [5, 10, 20]");
+  for (size_t i = 0; i < c.nfe.size(); ++i)
+    if (c.nfe[i] < 1) w.at("nfe").at(std::to_string(i)).fail("must be >= 1, got " + std::to_string(c.nfe[i]));
+  if (obj["solvers"].empty()) w.at("solvers").fail("is an empty list: give the solvers to compare");
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < obj["solvers"].size(); ++i) {
+    const json& e = obj["solvers"][i];
+    const Where at = w.at("solvers").at(std::to_string(i));
+    ComparedSolver s{e.contains("label") ? std::optional(e["label"].get<std::string>()) : std::nullopt,
+                     parse_solver(e, at, false)};
+    if (std::find(labels.begin(), labels.end(), s.name()) != labels.end())
+      at.fail("label '" + s.name() + "' is used twice: give each compared solver its own \"label\"");
+    labels.push_back(s.name());
+    c.solvers.push_back(std::move(s));
+  }
+  if (obj.contains("reference")) c.reference = read_section(obj["reference"], reference_fields(), w.at("reference"));
+  if (obj.contains("grid_samples")) {
+    c.grid_samples = obj["grid_samples"].get<int>();
+    at_least(0)(c.grid_samples, obj["grid_samples"], w.at("grid_samples"));
+  }
+  return c;
+}
+
+json write_compare(const CompareConfig& c) {
+  json solvers = json::array();
+  for (const auto& s : c.solvers) {
+    json o = write_section(s.solver, solver_fields(false));
+    if (s.label) o["label"] = *s.label;
+    solvers.push_back(o);
+  }
+  return {{"solvers", solvers},
+          {"nfe", c.nfe},
+          {"reference", write_section(c.reference, reference_fields())},
+          {"grid_samples", c.grid_samples}};
+}
+
+std::vector<KeyInfo> compare_schema() {
+  std::vector<KeyInfo> solver = {{"label", Kind::String, nullptr, "the solver's name in tables and plots"}};
+  for (const auto& k : schema_of(solver_fields(false))) solver.push_back(k);
+  return {{"solvers", Kind::ObjectList, nullptr, "the compared solvers: solver keys but steps/nfe, and a label", true,
+           solver},
+          {"nfe", Kind::IntList, nullptr, "target NFEs (each cell: the largest reachable NFE <= target)", true},
+          {"reference", Kind::Object, json::object(), "the reference solution", false, schema_of(reference_fields())},
+          {"grid_samples", Kind::Int, CompareConfig{}.grid_samples, "columns of compare_grid.png"}};
+}
+
+}  // namespace
+
+const std::vector<KeyInfo>& config_keys() {
+  static const std::vector<KeyInfo> keys = {
+      {"model", Kind::Object, nullptr, "the model and its metadata overrides", true, schema_of(model_fields())},
+      {"solver", Kind::Object, json::object(), "the solver and its steps or NFE", false, schema_of(solver_fields(true))},
+      {"schedule", Kind::Object, json::object(), "the sigma grid", false, schema_of(schedule_fields())},
+      {"sampling", Kind::Object, json::object(), "samples, seeds, labels, guidance", false,
+       schema_of(sampling_fields())},
+      {"distill", Kind::Object, json::object(), "AMED predictor distillation", false, schema_of(distill_fields())},
+      {"compare", Kind::Object, nullptr, "diffode compare: solvers x NFE", false, compare_schema()},
+      {"eval", Kind::Object, nullptr, "quality measures on the samples", false, schema_of(eval_fields())},
+      {"output", Kind::Object, json::object(), "the run directory's files", false, schema_of(output_fields())},
+  };
+  return keys;
+}
+
+json to_json(const SolverConfig& s) { return write_section(s, solver_fields(true)); }
+json to_json(const Labels& l) { return Codec<Labels>::write(l); }
+json to_json(const DistillConfig& d) { return write_section(d, distill_fields()); }
+
+json to_json(const Config& c) {
+  json j = {{"model", write_section(c.model, model_fields())},
+            {"solver", to_json(c.solver)},
+            {"schedule", write_section(c.schedule, schedule_fields())},
+            {"sampling", write_section(c.sampling, sampling_fields())},
+            {"distill", to_json(c.distill)},
+            {"output", write_section(c.output, output_fields())}};
+  if (c.compare) j["compare"] = write_compare(*c.compare);
+  if (c.eval) j["eval"] = write_section(*c.eval, eval_fields());
+  return j;
+}
+
+namespace {
+
+// Makes every relative Path value of `obj` absolute against `base`.
+void resolve_paths(json& obj, const std::vector<KeyInfo>& keys, const fs::path& base) {
   if (!obj.is_object()) return;
-  for (const auto& f : fields) {
-    if (!obj.contains(f.key)) continue;
-    json& v = obj[f.key];
-    if (f.kind == Kind::Object) resolve_paths(v, f.children, base);
-    if (f.kind == Kind::ObjectList && v.is_array())
-      for (auto& e : v) resolve_paths(e, f.children, base);
-    if (f.kind == Kind::Path && v.is_string()) {
+  for (const auto& k : keys) {
+    if (!obj.contains(k.key)) continue;
+    json& v = obj[k.key];
+    if (k.kind == Kind::Object) resolve_paths(v, k.children, base);
+    if (k.kind == Kind::ObjectList && v.is_array())
+      for (auto& e : v) resolve_paths(e, k.children, base);
+    if (k.kind == Kind::Path && v.is_string()) {
       fs::path p = v.get<std::string>();
       if (p.is_relative()) v = (base / p).lexically_normal().string();
     }
   }
 }
 
-const Field* field_at(const std::vector<std::string>& parts) {
-  const std::vector<Field>* level = &config_schema();
-  const Field* f = nullptr;
+const KeyInfo* key_at(const std::vector<std::string>& parts) {
+  const std::vector<KeyInfo>* level = &config_keys();
+  const KeyInfo* k = nullptr;
   for (const auto& part : parts) {
     if (!level) return nullptr;
-    f = find_field(*level, part);
-    if (!f) return nullptr;
-    level = f->kind == Kind::Object ? &f->children : nullptr;
+    k = find_key(*level, part);
+    if (!k) return nullptr;
+    level = k->kind == Kind::Object ? &k->children : nullptr;
   }
-  return f;
+  return k;
 }
 
 // "a.b.c" -> {"a", "b", "c"}; `what` names the key's origin in messages.
@@ -239,7 +368,7 @@ std::vector<std::string> split_key(const std::string& key, const std::string& wh
   return parts;
 }
 
-// Sets root[a][b]... = value; a relative Path value resolves against `base`.
+// Sets root[a][b]... = value; a relative path value resolves against `base`.
 void set_value(json& root, const std::vector<std::string>& parts, json value, const fs::path& base,
                const std::string& what) {
   json* node = &root;
@@ -251,14 +380,11 @@ void set_value(json& root, const std::vector<std::string>& parts, json value, co
     if (!child.is_object()) throw InputError(what + ": " + ptr + " is " + describe(child) + ", not an object");
     node = &child;
   }
-  const Field* f = field_at(parts);
-  if (f && f->kind == Kind::Path && value.is_string()) {
-    fs::path p = value.get<std::string>();
-    if (p.is_relative()) value = (base / p).lexically_normal().string();
+  if (const KeyInfo* k = key_at(parts)) {  // e.g. --set 'solver={...}' resolves the paths inside
+    json wrapped = {{k->key, value}};
+    resolve_paths(wrapped, {*k}, base);
+    value = wrapped[k->key];
   }
-  if (f && f->kind == Kind::Object) resolve_paths(value, f->children, base);  // e.g. --set 'solver={...}'
-  if (f && f->kind == Kind::ObjectList && value.is_array())
-    for (auto& e : value) resolve_paths(e, f->children, base);
   (*node)[parts.back()] = std::move(value);
 }
 
@@ -277,57 +403,22 @@ std::pair<std::string, json> parse_set(const std::string& set) {
   return {set.substr(0, eq), value};
 }
 
-// Applies one `--set a.b=value` (paths against the working directory).
 void apply_set(json& root, const std::string& set) {
   auto [key, value] = parse_set(set);
-  set_value(root, split_key(key, "--set '" + set + "'"), std::move(value), fs::current_path(), "--set '" + set + "'");
+  const std::string what = "--set '" + set + "'";
+  set_value(root, split_key(key, what), std::move(value), fs::current_path(), what);
 }
 
-// Every leaf key of the schema as "a.b", for suggestions.
-void leaf_keys(const std::vector<Field>& fields, const std::string& prefix, std::vector<std::string>& out) {
-  for (const auto& f : fields) {
-    if (f.kind == Kind::Object)
-      leaf_keys(f.children, prefix + f.key + ".", out);
+// Every leaf key as "a.b", for suggestions.
+void leaf_keys(const std::vector<KeyInfo>& keys, const std::string& prefix, std::vector<std::string>& out) {
+  for (const auto& k : keys) {
+    if (k.kind == Kind::Object)
+      leaf_keys(k.children, prefix + k.key + ".", out);
     else
-      out.push_back(prefix + f.key);
+      out.push_back(prefix + k.key);
   }
 }
 
-std::optional<int> opt_int(const json& obj, const char* key) {
-  if (!obj.contains(key)) return std::nullopt;
-  return obj[key].get<int>();
-}
-
-}  // namespace
-
-json parse_json_text(const std::string& text, const std::string& where) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    size_t line = 1, col = 1;
-    const size_t end = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
-    for (size_t i = 0; i < end; ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        col = 1;
-      } else {
-        ++col;
-      }
-    }
-    std::string what = e.what();
-    const auto pos = what.find("syntax error");
-    if (pos != std::string::npos) what = what.substr(pos);
-    throw InputError(where + ":" + std::to_string(line) + ":" + std::to_string(col) +
-                     ": malformed JSON: " + what);
-  }
-}
-
-void validate_model_metadata(const json& meta, const std::string& where, bool allow_extra_keys) {
-  json copy = meta;
-  check_object(copy, metadata_fields(), where, "", allow_extra_keys);
-}
-
-namespace {
 json read_config_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
@@ -345,317 +436,133 @@ std::string value_name(const json& v) {
       safe_file_name(v.is_string() ? fs::path(v.get<std::string>()).filename().string() : v.dump());
   return out.empty() ? "_" : out;
 }
+
+// The typed config of a checked JSON config (every kind already right).
+Config read_config(const json& j, const std::string& source) {
+  const Where w{source, ""};
+  auto section = [&j](const char* k) { return j.contains(k) ? j[k] : json::object(); };
+  Config c;
+  c.source = source;
+  c.model = read_section(section("model"), model_fields(), w.at("model"));
+  c.solver = parse_solver(section("solver"), w.at("solver"), true);
+  c.distill = read_section(section("distill"), distill_fields(), w.at("distill"));
+  c.schedule = parse_schedule(section("schedule"), w.at("schedule"));
+  if (const auto n = fixed_steps(c.schedule); n && c.solver.steps && *c.solver.steps != *n)
+    w.at("solver").at("steps").fail("the custom schedule has " + std::to_string(*n) + " steps, but steps is " +
+                                    std::to_string(*c.solver.steps));
+  c.sampling = read_section(section("sampling"), sampling_fields(), w.at("sampling"));
+  if (j.contains("eval")) c.eval = read_section(j["eval"], eval_fields(), w.at("eval"));
+  if (j.contains("compare")) c.compare = parse_compare(j["compare"], w.at("compare"));
+  c.output = read_section(section("output"), output_fields(), w.at("output"));
+  return c;
+}
+
+// The sweep of `j` (removed from it) as (key parts, values), each value checked alone so
+// that a bad one is named.
+std::vector<std::pair<std::vector<std::string>, json>> sweep_axes(json& j, const std::string& source,
+                                                                  const fs::path& base,
+                                                                  const std::vector<std::string>& sets) {
+  const json sweep = j["sweep"];
+  j.erase("sweep");
+  const Where w{source, "/sweep"};
+  if (!sweep.is_object() || sweep.empty())
+    w.fail("expected an object of KEY: [values...] (e.g. {\"solver.nfe\": [5, 10]}), got " + describe(sweep));
+  std::vector<std::string> known;
+  leaf_keys(config_keys(), "", known);
+  std::vector<std::pair<std::vector<std::string>, json>> axes;
+  for (auto it = sweep.begin(); it != sweep.end(); ++it) {
+    const Where at = w.at(it.key());
+    const auto parts = split_key(it.key(), source + ": " + at.pointer);
+    const KeyInfo* k = key_at(parts);
+    if (!k || k->kind == Kind::Object) at.fail(unknown_name_message("config key", it.key(), known));
+    for (const auto& set : sets)
+      if (parse_set(set).first == it.key()) at.fail("--set '" + set + "' sets a swept key; drop one of them");
+    if (!it.value().is_array() || it.value().empty())
+      at.fail("expected a non-empty list of values, got " + describe(it.value()));
+    for (size_t i = 0; i < it.value().size(); ++i) {
+      json one = j;
+      set_value(one, parts, it.value()[i], base, source + ": " + at.pointer);
+      try {
+        parse_config(std::move(one), source, base, sets);
+      } catch (const ConfigError& e) {
+        const std::string inner = e.source() == source ? e.pointer() + ": " + e.detail() : e.what();
+        at.at(std::to_string(i)).fail("value " + it.value()[i].dump() + ": " + inner);
+      }
+    }
+    axes.emplace_back(parts, it.value());
+  }
+  return axes;
+}
+
+// The runs of one config file with a sweep: the cartesian product, the last key fastest.
+void expand_sweep(json j, const fs::path& file, const std::string& prefix, const std::vector<std::string>& sets,
+                  std::vector<NamedConfig>& runs) {
+  const std::string source = file.string();
+  const fs::path base = fs::absolute(file).parent_path();
+  const auto axes = sweep_axes(j, source, base, sets);
+  std::vector<size_t> index(axes.size(), 0);
+  for (bool more = true; more;) {
+    json point = j, values = json::object();
+    std::string name = prefix;
+    for (size_t a = 0; a < axes.size(); ++a) {
+      const json& v = axes[a].second[index[a]];
+      std::string key;
+      for (const auto& p : axes[a].first) key += (key.empty() ? "" : ".") + p;
+      set_value(point, axes[a].first, v, base, source + ": /sweep/" + key);
+      values[key] = v;
+      name += (name.empty() ? "" : "_") + axes[a].first.back() + "-" + value_name(v);
+    }
+    try {
+      runs.push_back({name, values, parse_config(std::move(point), source, base, sets)});
+    } catch (const InputError& e) {
+      throw InputError(std::string(e.what()) + " (in the sweep point " + values.dump() + ")");
+    }
+    more = false;
+    for (size_t a = axes.size(); a-- > 0;) {
+      if (++index[a] < axes[a].second.size()) {
+        more = true;
+        break;
+      }
+      index[a] = 0;
+    }
+  }
+}
+
 }  // namespace
 
 Config load_config(const fs::path& file, const std::vector<std::string>& sets) {
   json j = read_config_file(file);
-  fs::path base = fs::absolute(file).parent_path();
-  return parse_config(std::move(j), file.string(), base, sets);
+  return parse_config(std::move(j), file.string(), fs::absolute(file).parent_path(), sets);
 }
 
 std::vector<NamedConfig> load_run_set(const std::vector<fs::path>& files, const std::vector<std::string>& sets) {
   std::vector<NamedConfig> runs;
   for (const auto& file : files) {
     json j = read_config_file(file);
-    const std::string source = file.string();
-    const fs::path base = fs::absolute(file).parent_path();
     const std::string prefix = files.size() > 1 ? file.stem().string() : "";
-    if (!j.is_object() || !j.contains("sweep")) {
-      runs.push_back({prefix.empty() ? file.stem().string() : prefix, json::object(),
-                      parse_config(std::move(j), source, base, sets)});
+    if (j.is_object() && j.contains("sweep")) {
+      expand_sweep(std::move(j), file, prefix, sets, runs);
       continue;
     }
-    const json sweep = j["sweep"];
-    j.erase("sweep");
-    if (!sweep.is_object() || sweep.empty())
-      throw InputError(source + ": /sweep: expected an object of KEY: [values...] (e.g. {\"solver.nfe\": [5, 10]}), got " +
-                       describe(sweep));
-    std::vector<std::string> known;
-    leaf_keys(config_schema(), "", known);
-    std::vector<std::pair<std::vector<std::string>, json>> axes;
-    for (auto it = sweep.begin(); it != sweep.end(); ++it) {
-      const std::string ptr = source + ": /sweep/" + it.key();
-      const auto parts = split_key(it.key(), ptr);
-      const Field* f = field_at(parts);
-      if (!f || f->kind == Kind::Object) throw InputError(ptr + ": " + unknown_name_message("config key", it.key(), known));
-      for (const auto& set : sets)
-        if (parse_set(set).first == it.key())
-          throw InputError(ptr + ": --set '" + set + "' sets a swept key; drop one of them");
-      if (!it.value().is_array() || it.value().empty())
-        throw InputError(ptr + ": expected a non-empty list of values, got " + describe(it.value()));
-      for (size_t i = 0; i < it.value().size(); ++i) {  // each value alone, so a bad one is named
-        json one = j;
-        set_value(one, parts, it.value()[i], base, ptr);
-        try {
-          parse_config(std::move(one), source, base, sets);
-        } catch (const InputError& e) {
-          std::string msg = e.what();
-          if (msg.rfind(source + ": ", 0) == 0) msg = msg.substr(source.size() + 2);
-          throw InputError(ptr + "/" + std::to_string(i) + ": value " + it.value()[i].dump() + ": " + msg);
-        }
-      }
-      axes.emplace_back(parts, it.value());
-    }
-    // The cartesian product, the last key varying fastest.
-    std::vector<size_t> index(axes.size(), 0);
-    for (bool more = true; more;) {
-      json point = j, values = json::object();
-      std::string name = prefix;
-      for (size_t a = 0; a < axes.size(); ++a) {
-        const json& v = axes[a].second[index[a]];
-        std::string key;
-        for (const auto& p : axes[a].first) key += (key.empty() ? "" : ".") + p;
-        set_value(point, axes[a].first, v, base, source + ": /sweep/" + key);
-        values[key] = v;
-        name += (name.empty() ? "" : "_") + axes[a].first.back() + "-" + value_name(v);
-      }
-      try {
-        runs.push_back({name, values, parse_config(std::move(point), source, base, sets)});
-      } catch (const InputError& e) {
-        throw InputError(std::string(e.what()) + " (in the sweep point " + values.dump() + ")");
-      }
-      more = false;
-      for (size_t a = axes.size(); a-- > 0;) {
-        if (++index[a] < axes[a].second.size()) {
-          more = true;
-          break;
-        }
-        index[a] = 0;
-      }
-    }
+    runs.push_back({prefix.empty() ? file.stem().string() : prefix, json::object(),
+                    parse_config(std::move(j), file.string(), fs::absolute(file).parent_path(), sets)});
   }
-  // Unique directory names.
-  std::map<std::string, int> seen;
+  std::map<std::string, int> seen;  // unique directory names
   for (auto& r : runs)
     if (int n = ++seen[r.name]; n > 1) r.name += "-" + std::to_string(n);
   return runs;
 }
 
-Config parse_config(json j, const std::string& source, const fs::path& base_dir,
-                    const std::vector<std::string>& sets) {
-  const auto& schema = config_schema();
-  if (!j.is_object()) throw InputError(source + ": /: expected an object, got " + describe(j));
+Config parse_config(json j, const std::string& source, const fs::path& base_dir, const std::vector<std::string>& sets) {
+  const Where w{source, ""};
+  if (!j.is_object()) w.fail("expected an object, got " + describe(j));
   if (j.contains("sweep"))
-    throw InputError(source + ": /sweep: a sweep makes several runs; 'diffode sample' and 'diffode compare' expand "
-                              "it, this command takes a single run");
-  resolve_paths(j, schema, base_dir);
+    w.at("sweep").fail("a sweep makes several runs; 'diffode sample' and 'diffode compare' expand it, this command "
+                       "takes a single run");
+  resolve_paths(j, config_keys(), base_dir);
   for (const auto& s : sets) apply_set(j, s);
-  check_object(j, schema, source, "", false);
-
-  Config c;
-  c.source = source;
-  auto fail = [&](const std::string& ptr, const std::string& msg) {
-    throw InputError(source + ": " + ptr + ": " + msg);
-  };
-
-  // model
-  const json& m = j["model"];
-  c.model.path = m["path"].get<std::string>();
-  c.model.device = m["device"].get<std::string>();
-  if (c.model.device != "cpu" && c.model.device.rfind("cuda", 0) != 0)
-    fail("/model/device", "expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.model.device + "\"");
-  c.model.threads = m["threads"].get<int>();
-  if (c.model.threads < 0) fail("/model/threads", "must be >= 0 (0 = all cores), got " + m["threads"].dump());
-  c.model.dtype = m["dtype"].get<std::string>();
-  const std::vector<std::string> dtypes = {"float32", "float64", "float16", "bfloat16"};
-  if (std::find(dtypes.begin(), dtypes.end(), c.model.dtype) == dtypes.end())
-    fail("/model/dtype", unknown_name_message("dtype", c.model.dtype, dtypes));
-  for (const auto& f : metadata_fields())
-    if (m.contains(f.key)) c.model.overrides[f.key] = m[f.key];
-
-  // solver
-  const json& s = j["solver"];
-  c.solver.name = s["name"].get<std::string>();
-  try {
-    find_solver(c.solver.name);
-  } catch (const InputError& e) {
-    fail("/solver/name", e.what());
-  }
-  c.solver.steps = opt_int(s, "steps");
-  c.solver.nfe = opt_int(s, "nfe");
-  if (c.solver.steps && c.solver.nfe)
-    fail("/solver", "give either \"steps\" or \"nfe\", not both (steps " + std::to_string(*c.solver.steps) +
-                        ", nfe " + std::to_string(*c.solver.nfe) + ")");
-  if (c.solver.steps && *c.solver.steps < 1) fail("/solver/steps", "must be >= 1, got " + s["steps"].dump());
-  if (c.solver.nfe && *c.solver.nfe < 1) fail("/solver/nfe", "must be >= 1, got " + s["nfe"].dump());
-  if (s.contains("afs")) c.solver.afs = s["afs"].get<bool>();
-  c.solver.precision = s["precision"].get<std::string>();
-  if (c.solver.precision != "float32" && c.solver.precision != "float64")
-    fail("/solver/precision", unknown_name_message("precision", c.solver.precision, {"float32", "float64"}));
-  c.solver.max_order = s["max_order"].get<int>();
-  const SolverInfo& solver = find_solver(c.solver.name);
-  if (c.solver.max_order != 0) {
-    if (solver.default_max_order == 0)
-      fail("/solver/max_order", "solver '" + solver.name + "' has no max_order");
-    if (c.solver.max_order < 1 || c.solver.max_order > solver.default_max_order)
-      fail("/solver/max_order", "must be in [1, " + std::to_string(solver.default_max_order) + "] for '" +
-                                    solver.name + "', got " + s["max_order"].dump());
-  }
-
-  if (s.contains("predictor")) c.solver.predictor = fs::path(s["predictor"].get<std::string>());
-  if (c.solver.predictor && !solver.learned)
-    fail("/solver/predictor", "solver '" + solver.name + "' takes no predictor (only the AMED solvers do)");
-
-  // distill
-  const json& d = j["distill"];
-  c.distill.teacher = d["teacher"].get<std::string>();
-  const SolverInfo* teacher = nullptr;
-  try {
-    teacher = &find_solver(c.distill.teacher);
-  } catch (const InputError& e) {
-    fail("/distill/teacher", e.what());
-  }
-  if (teacher->learned)
-    fail("/distill/teacher", "the teacher must be a training-free solver, got '" + c.distill.teacher + "'");
-  auto positive = [&](const char* key, int64_t min) {
-    const int64_t v = d[key].get<int64_t>();
-    if (v < min) fail(std::string("/distill/") + key, "must be >= " + std::to_string(min) + ", got " + d[key].dump());
-    return v;
-  };
-  c.distill.teacher_points = static_cast<int>(positive("teacher_points", 1));
-  c.distill.trajectories = positive("trajectories", 1);
-  c.distill.validation = positive("validation", 1);
-  c.distill.batch_size = positive("batch_size", 1);
-  c.distill.iterations = positive("iterations", 0);
-  c.distill.eval_every = positive("eval_every", 1);
-  c.distill.seed = positive("seed", 0);
-  c.distill.lr = d["lr"].get<double>();
-  if (!(c.distill.lr > 0)) fail("/distill/lr", "must be > 0, got " + d["lr"].dump());
-  for (const char* key : {"scale_dir", "scale_time"}) {
-    const double v = d[key].get<double>();
-    if (!(v >= 0 && v < 1)) fail(std::string("/distill/") + key, "must be in [0, 1), got " + d[key].dump());
-  }
-  c.distill.scale_dir = d["scale_dir"].get<double>();
-  c.distill.scale_time = d["scale_time"].get<double>();
-
-  // schedule
-  const json& sc = j["schedule"];
-  c.schedule.spec.name = sc["name"].get<std::string>();
-  const ScheduleInfo* sched = nullptr;
-  try {
-    sched = &find_schedule(c.schedule.spec.name);
-  } catch (const InputError& e) {
-    fail("/schedule/name", e.what());
-  }
-  for (const char* p : {"rho", "sigmas"}) {
-    const bool takes = std::find(sched->params.begin(), sched->params.end(), p) != sched->params.end();
-    if (sc.contains(p) && !takes)
-      fail(std::string("/schedule/") + p, "schedule '" + sched->name + "' takes no '" + p + "'");
-  }
-  if (sc.contains("rho")) {
-    c.schedule.spec.rho = sc["rho"].get<double>();
-    if (!(*c.schedule.spec.rho > 0)) fail("/schedule/rho", "must be > 0, got " + sc["rho"].dump());
-  }
-  if (std::find(sched->params.begin(), sched->params.end(), "sigmas") != sched->params.end()) {
-    if (!sc.contains("sigmas")) fail("/schedule/sigmas", "schedule '" + sched->name + "' needs a list of sigmas");
-    c.schedule.spec.sigmas = sc["sigmas"].get<std::vector<double>>();
-    const auto& sg = c.schedule.spec.sigmas;
-    if (sg.size() < 2) fail("/schedule/sigmas", "needs at least 2 values (one step), got " + sc["sigmas"].dump());
-    for (size_t i = 0; i < sg.size(); ++i) {
-      if (sg[i] < 0) fail("/schedule/sigmas/" + std::to_string(i), "must be >= 0, got " + std::to_string(sg[i]));
-      if (i && !(sg[i] < sg[i - 1]))
-        fail("/schedule/sigmas/" + std::to_string(i), "sigmas must strictly decrease, but " +
-                                                          std::to_string(sg[i]) + " follows " + std::to_string(sg[i - 1]));
-    }
-    const int n = static_cast<int>(sg.size()) - 1;
-    if (c.solver.steps && *c.solver.steps != n)
-      fail("/solver/steps", "the custom schedule has " + std::to_string(n) + " steps, but steps is " +
-                                std::to_string(*c.solver.steps));
-  }
-  c.schedule.denoise_to_zero = sc["denoise_to_zero"].get<bool>();
-  if (!c.solver.steps && !c.solver.nfe) c.solver.steps = fixed_steps(c.schedule.spec).value_or(18);
-
-  // sampling
-  const json& sa = j["sampling"];
-  c.sampling.num_samples = sa["num_samples"].get<int64_t>();
-  c.sampling.batch_size = sa["batch_size"].get<int64_t>();
-  c.sampling.seed = sa["seed"].get<int64_t>();
-  if (c.sampling.num_samples < 1) fail("/sampling/num_samples", "must be >= 1, got " + sa["num_samples"].dump());
-  if (c.sampling.batch_size < 1) fail("/sampling/batch_size", "must be >= 1, got " + sa["batch_size"].dump());
-  if (c.sampling.seed < 0) fail("/sampling/seed", "must be >= 0, got " + sa["seed"].dump());
-  if (sa.contains("labels")) {
-    const json& l = sa["labels"];
-    if (l.is_string()) {
-      c.sampling.labels = l.get<std::string>();
-      if (c.sampling.labels != "cycle" && c.sampling.labels != "random")
-        fail("/sampling/labels", "expected a list of class indices, \"cycle\" or \"random\", got \"" +
-                                     c.sampling.labels + "\"");
-    } else {
-      c.sampling.labels = "list";
-      c.sampling.label_list = l.get<std::vector<int64_t>>();
-      if (c.sampling.label_list.empty())
-        fail("/sampling/labels", "is an empty list: give at least one class (the list repeats over the samples)");
-    }
-  }
-  c.sampling.guidance = sa["guidance"].get<double>();
-
-  // eval
-  if (j.contains("eval"))
-    c.eval = EvalConfig{j["eval"]["features"].get<std::string>(), j["eval"]["stats"].get<std::string>()};
-
-  // compare
-  if (j.contains("compare")) {
-    const json& cj = j["compare"];
-    CompareConfig cc;
-    cc.nfe = cj["nfe"].get<std::vector<int>>();
-    if (cc.nfe.empty()) fail("/compare/nfe", "is an empty list: give the NFEs to compare at, e.g. [5, 10, 20]");
-    for (size_t i = 0; i < cc.nfe.size(); ++i)
-      if (cc.nfe[i] < 1) fail("/compare/nfe/" + std::to_string(i), "must be >= 1, got " + std::to_string(cc.nfe[i]));
-    if (cj["solvers"].empty()) fail("/compare/solvers", "is an empty list: give the solvers to compare");
-    std::vector<std::string> labels;
-    for (size_t i = 0; i < cj["solvers"].size(); ++i) {
-      const std::string ptr = "/compare/solvers/" + std::to_string(i);
-      json obj = cj["solvers"][i];
-      const std::string label = obj.value("label", obj.value("name", std::string("heun")));
-      obj.erase("label");
-      json probe = j;  // the solver as a whole config, to check it as the sample command would
-      probe.erase("compare");
-      probe["solver"] = obj;
-      probe["solver"]["nfe"] = cc.nfe[0];
-      try {
-        parse_config(std::move(probe), source, "/");
-      } catch (const InputError& e) {
-        std::string msg = e.what();
-        if (const auto at = msg.find(": /solver"); at != std::string::npos) msg.replace(at, 9, ": " + ptr);
-        throw InputError(msg);
-      }
-      if (std::find(labels.begin(), labels.end(), label) != labels.end())
-        fail(ptr, "label '" + label + "' is used twice: give each compared solver its own \"label\"");
-      labels.push_back(label);
-      obj["label"] = label;
-      cc.solvers.push_back(obj);
-    }
-    const json& ref = cj["reference"];
-    cc.reference_solver = ref["name"].get<std::string>();
-    try {
-      if (find_solver(cc.reference_solver).learned)
-        fail("/compare/reference/name", "the reference must be a training-free solver, got '" + cc.reference_solver + "'");
-    } catch (const InputError& e) {
-      if (std::string(e.what()).rfind(source, 0) == 0) throw;
-      fail("/compare/reference/name", e.what());
-    }
-    cc.reference_steps = ref["steps"].get<int>();
-    if (cc.reference_steps < 2) fail("/compare/reference/steps", "must be >= 2, got " + ref["steps"].dump());
-    cc.reference_tolerance = ref["tolerance"].get<double>();
-    if (!(cc.reference_tolerance > 0))
-      fail("/compare/reference/tolerance", "must be > 0, got " + ref["tolerance"].dump());
-    cc.grid_samples = cj["grid_samples"].get<int>();
-    if (cc.grid_samples < 0) fail("/compare/grid_samples", "must be >= 0, got " + cj["grid_samples"].dump());
-    c.compare = std::move(cc);
-  }
-
-  // output
-  const json& o = j["output"];
-  if (o.contains("dir")) c.output.dir = fs::path(o["dir"].get<std::string>());
-  c.output.grid_cols = o["grid_cols"].get<int>();
-  c.output.grid_max = o["grid_max"].get<int>();
-  c.output.png = o["png"].get<bool>();
-  c.output.npy = o["npy"].get<bool>();
-  if (c.output.grid_cols < 1) fail("/output/grid_cols", "must be >= 1, got " + o["grid_cols"].dump());
-  if (c.output.grid_max < 0) fail("/output/grid_max", "must be >= 0, got " + o["grid_max"].dump());
-
-  c.json = std::move(j);
-  return c;
+  check_object(j, config_keys(), source, "", false);
+  return read_config(j, source);
 }
 
 }  // namespace diffode

@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "diffode/amed.hpp"
+#include "diffode/distill.hpp"
 #include "diffode/error.hpp"
 #include "diffode/io.hpp"
 #include "diffode/model.hpp"
@@ -32,7 +33,7 @@ namespace {
 // σ = 0) insertion.
 Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range) {
   const int n = static_cast<int>(g.size()) - 1;
-  if (spec.name != "custom") {
+  if (spec.schedule->name != "custom") {
     Grid fine = make_grid(spec, n * (m + 1), range);
     bool contains = true;
     for (int i = 0; i <= n; ++i) {
@@ -49,7 +50,7 @@ Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRang
     const double a = g[static_cast<size_t>(i)], b = g[static_cast<size_t>(i) + 1];
     if (std::isinf(a))
       throw InputError("cannot place teacher points between sigma inf and " + std::to_string(b) + " on schedule '" +
-                       spec.name + "': use a schedule given by a formula (e.g. time_uniform)");
+                       spec.schedule->name + "': use a schedule given by a formula (e.g. time_uniform)");
     fine.push_back(a);
     for (int k = 1; k <= m; ++k) {
       const double u = static_cast<double>(k) / (m + 1);
@@ -167,7 +168,7 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
   const DistillConfig& dc = cfg.distill;
   const Model model = load_run_model(cfg);
   const ModelMeta& meta = model.meta();
-  const SolverInfo& student = find_solver(cfg.solver.name);
+  const SolverInfo& student = cfg.solver.info();
   if (!student.learned) {
     std::string learned;
     for (const auto& s : solvers())
@@ -181,19 +182,19 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
   check_conditioning(cfg, model);
   const SigmaRange range{meta.sigma_min, meta.sigma_max, meta.process};
   const auto dtype = cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
-  Setup s{cfg, model, student, find_solver(dc.teacher), plan_run(cfg, meta), {}, 0, dtype, {}};
+  Setup s{cfg, model, student, *dc.teacher, plan_run(cfg, meta), {}, 0, dtype, {}};
   s.k0 = std::isinf(s.plan.grid.front()) ? 1 : 0;
   if (s.plan.steps - s.k0 < 1)
     throw InputError(cfg.source + ": /solver: " + std::to_string(s.plan.steps) +
                      " step(s) leave no interval for the predictor; use more steps");
   try {
-    s.fine = refine_grid(s.plan.grid, dc.teacher_points, cfg.schedule.spec, range);
+    s.fine = refine_grid(s.plan.grid, dc.teacher_points, cfg.schedule, range);
   } catch (const InputError& e) {
     throw InputError(cfg.source + ": /distill/teacher_points: " + e.what());
   }
   ModelDenoiser den(model, dtype);
   const PredictorUse use{model.sha256(), student.name, s.plan.steps, s.plan.afs, s.plan.grid, den.feature_dim()};
-  const json identity = predictor_identity(use, cfg.schedule.spec);
+  const json identity = predictor_identity(use, cfg.schedule);
 
   // Continue from a predictor already at `out` for the same setting.
   std::optional<AmedPredictor> resumed;
@@ -218,12 +219,12 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
 
   // Teacher trajectories: made once, cached by everything that determines them.
   const int64_t total = dc.trajectories + dc.validation;
-  SamplingConfig labels_cfg = cfg.sampling;  // the sampling labels, drawn for the distillation seeds
-  labels_cfg.seed = dc.seed;
-  if (const auto l = sample_labels(labels_cfg, meta.num_classes, meta.sample_shape, 0, total); !l.empty())
+  // the sampling labels, drawn for the distillation seeds
+  if (const auto l = sample_labels(cfg.sampling.labels, dc.seed, meta.num_classes, meta.sample_shape, 0, total);
+      !l.empty())
     s.labels = at::tensor(l, at::kLong);
-  const json key = {{"model", model.sha256()}, {"teacher", dc.teacher}, {"student_sigmas", identity["sigmas"]}, {"teacher_sigmas", json(s.fine)},
-                    {"seed", dc.seed}, {"count", total}, {"labels", cfg.json["sampling"].value("labels", json())},
+  const json key = {{"model", model.sha256()}, {"teacher", dc.teacher->name}, {"student_sigmas", identity["sigmas"]}, {"teacher_sigmas", json(s.fine)},
+                    {"seed", dc.seed}, {"count", total}, {"labels", to_json(cfg.sampling.labels)},
                     {"guidance", cfg.sampling.guidance}, {"precision", cfg.solver.precision},
                     {"dtype", cfg.model.dtype}, {"overrides", cfg.model.overrides}};
   const fs::path cache = cache_dir() / ("teacher-" + sha256_hex(key.dump()).substr(0, 24) + ".npy");
@@ -239,7 +240,7 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
   }
   const int teacher_nfe = count_nfe(s.teacher, s.fine, {}, false);
   if (!traj.defined()) {
-    spdlog::info("teacher {} with {} extra point(s) per interval ({} NFE): {} trajectories", dc.teacher,
+    spdlog::info("teacher {} with {} extra point(s) per interval ({} NFE): {} trajectories", dc.teacher->name,
                  dc.teacher_points, teacher_nfe, total);
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> parts;
@@ -282,7 +283,7 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
     midpoint_val = validate();
     at::NoGradGuard no_grad;
     const int64_t c = std::min<int64_t>(dc.validation, 16);
-    const Grid finer = refine_grid(s.plan.grid, 2 * dc.teacher_points + 1, cfg.schedule.spec, range);
+    const Grid finer = refine_grid(s.plan.grid, 2 * dc.teacher_points + 1, cfg.schedule, range);
     const at::Tensor a = teacher_states(s, den, finer, dc.trajectories, c);
     const double teacher_err = (a - val.slice(0, 0, c)).slice(1, s.k0 + 1).pow(2).mean().item<double>();
     spdlog::info("untrained student (midpoint) validation loss {:.4g}; teacher vs. its twice-refined self {:.4g}",
@@ -290,18 +291,18 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
     if (!(teacher_err < 0.5 * midpoint_val))
       spdlog::warn("the teacher ({} with {} extra point(s)) is not clearly more accurate than the student: its error "
                    "{:.4g} vs. the student's {:.4g}; raise distill.teacher_points or choose a higher-order teacher",
-                   dc.teacher, dc.teacher_points, teacher_err, midpoint_val);
+                   dc.teacher->name, dc.teacher_points, teacher_err, midpoint_val);
   }
 
   json base_meta = identity;
   base_meta["model_path"] = model.path().filename().string();
   base_meta["guidance"] = cfg.sampling.guidance;
-  base_meta["labels"] = cfg.json["sampling"].value("labels", json());
+  base_meta["labels"] = to_json(cfg.sampling.labels);
   base_meta["max_order"] = cfg.solver.max_order;
   base_meta["scale_dir"] = dc.scale_dir;
   base_meta["scale_time"] = dc.scale_time;
-  base_meta["teacher"] = {{"solver", dc.teacher}, {"extra_points", dc.teacher_points}, {"nfe", teacher_nfe}};
-  base_meta["distill"] = cfg.json["distill"];
+  base_meta["teacher"] = {{"solver", dc.teacher->name}, {"extra_points", dc.teacher_points}, {"nfe", teacher_nfe}};
+  base_meta["distill"] = to_json(cfg.distill);
   auto save = [&](int64_t run, double best_loss) {
     json m = base_meta;
     m["training"] = {{"iterations_run", run},

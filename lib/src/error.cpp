@@ -45,4 +45,10 @@ std::string unknown_name_message(const std::string& what, const std::string& nam
   return msg;
 }
 
+ConfigError::ConfigError(std::string source, std::string pointer, std::string detail)
+    : InputError(source + ": " + (pointer.empty() ? "/" : pointer) + ": " + detail),
+      source_(std::move(source)),
+      pointer_(std::move(pointer)),
+      detail_(std::move(detail)) {}
+
 }  // namespace diffode

@@ -363,4 +363,25 @@ NpyArray read_npy(const fs::path& path) {
   return a;
 }
 
+nlohmann::json parse_json_text(const std::string& text, const std::string& where) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    size_t line = 1, col = 1;
+    const size_t end = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    for (size_t i = 0; i < end; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    std::string what = e.what();
+    const auto pos = what.find("syntax error");
+    if (pos != std::string::npos) what = what.substr(pos);
+    throw InputError(where + ":" + std::to_string(line) + ":" + std::to_string(col) + ": malformed JSON: " + what);
+  }
+}
+
 }  // namespace diffode

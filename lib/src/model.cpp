@@ -4,12 +4,14 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
+#include <thread>
 #include <optional>
 #include <limits>
 #include <sstream>
 
-#include "diffode/config.hpp"
 #include "diffode/error.hpp"
 #include "diffode/io.hpp"
 
@@ -17,6 +19,34 @@ namespace diffode {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
+
+const std::vector<KeyInfo>& model_metadata_keys() {
+  static const std::vector<KeyInfo> k = {
+      {"prediction", Kind::String, nullptr, "what the network outputs: x0, eps, v or velocity"},
+      {"process", Kind::Object, nullptr, "the noise process {type: edm|vp|flow[, beta_min, beta_max]}", false,
+       {{"type", Kind::String, nullptr, "edm, vp or flow", true},
+        {"beta_min", Kind::Number, nullptr, "vp: beta_min"},
+        {"beta_max", Kind::Number, nullptr, "vp: beta_max"}}},
+      {"sample_shape", Kind::IntList, nullptr, "shape of one sample"},
+      {"data_range", Kind::NumberList, nullptr, "[lo, hi] of the data"},
+      {"sigma_min", Kind::Number, nullptr, "smallest sigma of the grids"},
+      {"sigma_max", Kind::NumberOrInf, nullptr, "largest sigma of the grids (\"inf\": a flow from t = 1)"},
+      {"num_classes", Kind::Int, nullptr, "classes of a conditional model (0: unconditional)"},
+      {"null_class", Kind::Bool, nullptr, "y = num_classes means no class (guidance)"},
+      {"description", Kind::String, nullptr, "free text"},
+  };
+  return k;
+}
+
+void validate_model_metadata(const json& meta, const std::string& where, bool allow_extra_keys) {
+  check_object(meta, model_metadata_keys(), where, "", allow_extra_keys);
+}
+
+int set_threads(int n) {
+  const int threads = n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+  return threads;
+}
 
 namespace {
 

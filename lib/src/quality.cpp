@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "diffode/config.hpp"
 #include "diffode/error.hpp"
 #include "diffode/io.hpp"
 
@@ -230,14 +229,6 @@ QualityMeter measure_quality(const FeatureModel& model, const SampleSet& set, in
     meter.add(set.samples.slice(0, first, first + count), labels, set.num_classes);
   }
   return meter;
-}
-
-std::optional<Evaluation> load_evaluation(const Config& cfg, const std::vector<int64_t>& sample_shape) {
-  if (!cfg.eval) return std::nullopt;
-  Evaluation e{FeatureModel::load(cfg.eval->features, sample_shape, cfg.model.device),
-               load_reference_stats(cfg.eval->stats)};
-  check_reference(e.features, e.reference, cfg.eval->stats.string() + " (" + cfg.source + ": /eval)");
-  return e;
 }
 
 void check_reference(const FeatureModel& model, const ReferenceStats& ref, const std::string& where) {

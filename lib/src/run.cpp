@@ -104,18 +104,29 @@ std::pair<int64_t, int64_t> shard_batches(const Shard& shard, int64_t n_batches)
   return {n_batches * shard.index / shard.count, n_batches * (shard.index + 1) / shard.count};
 }
 
+// What the outputs need of the model's metadata.
+struct SampleForm {
+  std::vector<int64_t> shape;
+  double lo, hi;  // data range
+  int64_t num_classes;
+};
+SampleForm form_of(const ModelMeta& m) { return {m.sample_shape, m.data_lo, m.data_hi, m.num_classes}; }
+// The same from a run record's "model"/"metadata" (a shard's, for merge).
+SampleForm form_of(const json& meta) {
+  return {meta["sample_shape"].get<std::vector<int64_t>>(), meta["data_range"][0].get<double>(),
+          meta["data_range"][1].get<double>(), meta.value("num_classes", int64_t{0})};
+}
+
 // The finished outputs of a run from its complete parts: samples.npy, samples/<seed>.png,
-// grid.png, manifest.json. Everything written depends only on the config (`run`) and the
-// parts' bytes, so one machine, shards and resumed runs give the same files.
-json finish_run(const json& run, const std::vector<fs::path>& part_files, const fs::path& out_dir,
-                const std::optional<Evaluation>& eval) {
-  const Config cfg = parse_config(run["config"], "the run's config", "/");
-  const json& meta = run["model"]["metadata"];
-  const auto shape = meta["sample_shape"].get<std::vector<int64_t>>();
-  const double lo = meta["data_range"][0].get<double>(), hi = meta["data_range"][1].get<double>();
-  const int64_t num_classes = meta.value("num_classes", int64_t{0});
+// grid.png, manifest.json. Everything written depends only on the config (`run` is its
+// identity) and the parts' bytes, so one machine, shards and resumed runs give the same files.
+json finish_run(const Config& cfg, const json& run, const SampleForm& form, const std::vector<fs::path>& part_files,
+                const fs::path& out_dir, const std::optional<Evaluation>& eval) {
+  const std::vector<int64_t>& shape = form.shape;
+  const double lo = form.lo, hi = form.hi;
+  const int64_t num_classes = form.num_classes;
   const int64_t n = cfg.sampling.num_samples, seed = cfg.sampling.seed;
-  const std::vector<int64_t> labels = sample_labels(cfg.sampling, num_classes, shape, 0, n);
+  const std::vector<int64_t> labels = run_labels(cfg, num_classes, shape, 0, n);
 
   std::optional<QualityMeter> meter;
   if (eval) meter.emplace(eval->features);
@@ -205,7 +216,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   const auto t_start = Clock::now();
   if (cfg.compare)
     spdlog::warn("{}: the compare section is read by `diffode compare`; `sample` samples the solver section ({})",
-                 cfg.source, cfg.solver.name);
+                 cfg.source, cfg.solver.info().name);
   const int threads = set_threads(cfg.model.threads);
   c10::InferenceMode inference;
   const SampleJob job(cfg, load_run_model(cfg));
@@ -239,7 +250,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   spdlog::info("model {} ({}, {} prediction, process {}), sample shape {}", job.model().path().filename().string(),
                job.model().sha256().substr(0, 12), meta.prediction, meta.process.name(), json(meta.sample_shape).dump());
   spdlog::info("solver {} with {} steps = {} NFE{}, schedule {} from sigma {} to {}, {} threads", job.solver().name,
-               plan.steps, plan.nfe, plan.afs ? " (afs)" : "", cfg.schedule.spec.name, number_text(plan.grid.front()),
+               plan.steps, plan.nfe, plan.afs ? " (afs)" : "", cfg.schedule.schedule->name, number_text(plan.grid.front()),
                number_text(plan.grid.back()), threads);
 
   const int64_t n = cfg.sampling.num_samples, batch = cfg.sampling.batch_size;
@@ -316,7 +327,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   }
   std::vector<fs::path> files;
   for (int64_t b = 0; b < n_batches; ++b) files.push_back(parts.file(b * batch));
-  const json manifest = finish_run(run, files, dir, eval);
+  const json manifest = finish_run(cfg, run, form_of(meta), files, dir, eval);
   json t = timings;
   t["total_s"] = seconds_since(t_start);
   t["peak_rss_mb"] = peak_rss_mb();
@@ -408,7 +419,8 @@ json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
     throw InputError("merge: shards missing: " + missing + " of " + std::to_string(count) + " (expected folders " +
                      shard_dir_name({std::stoi(missing.substr(0, missing.find(','))), count}) + " ...)");
 
-  const Config cfg = parse_config(run["config"], "merge", "/");
+  const Config cfg = parse_config(run["config"], "merge", "/");  // the run's config, from its shards' record
+  const SampleForm form = form_of(run["model"]["metadata"]);
   const int64_t n = cfg.sampling.num_samples, batch = cfg.sampling.batch_size;
   std::vector<fs::path> files;
   json shard_timings = json::array();
@@ -428,7 +440,7 @@ json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
   check_writable_dir(out_dir, created);
   const DirLock lock(out_dir);
   const json manifest =
-      finish_run(run, files, out_dir, load_evaluation(cfg, run["model"]["metadata"]["sample_shape"].get<std::vector<int64_t>>()));
+      finish_run(cfg, run, form, files, out_dir, load_evaluation(cfg, form.shape));
   write_file_atomic(out_dir / "timings.json",
                     json({{"shards", shard_timings}, {"merge_s", seconds_since(t_start)}}).dump(2) + "\n");
   created.keep();

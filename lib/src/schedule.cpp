@@ -92,16 +92,16 @@ const ScheduleInfo& find_schedule(const std::string& name) {
 }
 
 std::optional<int> fixed_steps(const ScheduleSpec& spec) {
-  if (spec.name == "custom" && !spec.sigmas.empty()) return static_cast<int>(spec.sigmas.size()) - 1;
+  if (spec.schedule->fn == custom && !spec.sigmas.empty()) return static_cast<int>(spec.sigmas.size()) - 1;
   return std::nullopt;
 }
 
 Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range) {
   if (steps < 1) throw InputError("steps must be >= 1, got " + std::to_string(steps));
-  Grid g = find_schedule(spec.name).fn(steps, spec, range);
+  Grid g = spec.schedule->fn(steps, spec, range);
   for (size_t i = 1; i < g.size(); ++i)
     if (!(g[i] < g[i - 1]) || g[i] < 0)
-      throw InputError("schedule '" + spec.name + "' gave a grid that does not strictly decrease at step " +
+      throw InputError("schedule '" + spec.schedule->name + "' gave a grid that does not strictly decrease at step " +
                        std::to_string(i) + " (" + num(g[i - 1]) + " -> " + num(g[i]) +
                        "): use fewer steps or a wider sigma range");
   return g;

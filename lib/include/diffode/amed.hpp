@@ -1,6 +1,6 @@
 #pragma once
 // AMED step predictors (DESIGN.md §4): the TorchScript predictor file, its metadata and
-// checks, and `distill`, which trains one against a teacher solver through the frozen model.
+// checks (`diffode distill`, distill.hpp, trains one).
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "diffode/config.hpp"
+#include "diffode/schedule.hpp"
 #include "diffode/solver.hpp"
 
 namespace diffode {
@@ -57,14 +57,5 @@ nlohmann::json predictor_identity(const PredictorUse& use, const ScheduleSpec& s
 
 // InputError naming the file and every mismatch (model, solver, steps, AFS, schedule grid).
 void check_predictor(const AmedPredictor& p, const std::filesystem::path& file, const PredictorUse& use);
-
-// Reports distillation progress: iteration done, total, last training loss, best validation loss.
-using DistillProgressFn = std::function<void(int64_t it, int64_t total, double loss, double best_val)>;
-
-// `diffode distill`: trains the predictor of cfg's AMED solver against cfg.distill's teacher
-// and writes the best (lowest validation loss) to `out` whenever it improves. A predictor
-// already at `out` for the same use is continued from. Returns its metadata.
-nlohmann::json run_distill(const Config& cfg, const std::filesystem::path& out,
-                           const DistillProgressFn& progress = nullptr);
 
 }  // namespace diffode

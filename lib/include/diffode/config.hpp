@@ -1,6 +1,9 @@
 #pragma once
-// The run config of DESIGN.md §7: JSON read strictly (unknown keys and wrong types are
-// errors naming the file and JSON pointer), `--set` overrides, paths resolved.
+// The run config of DESIGN.md §7, typed: read strictly from JSON (unknown keys and wrong
+// types are errors naming the file and JSON pointer) once, with `--set` overrides and paths
+// resolved, into sections that hold resolved things (the solver's registry entry, the
+// schedule). to_json(Config) writes it back with every default filled in: the run identity.
+// The keys, their defaults and docs are one table per section (config.cpp, config_keys()).
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -8,45 +11,58 @@
 #include <string>
 #include <vector>
 
+#include "diffode/error.hpp"
+#include "diffode/json_schema.hpp"
+#include "diffode/noise.hpp"
 #include "diffode/schedule.hpp"
+#include "diffode/solver.hpp"
 
 namespace diffode {
+
+// Where a value sits in a config, for messages.
+struct Where {
+  std::string source;   // the config file as given
+  std::string pointer;  // JSON pointer, "" for the whole config
+  Where at(const std::string& key) const { return {source, pointer + "/" + key}; }
+  [[noreturn]] void fail(const std::string& detail) const { throw ConfigError(source, pointer, detail); }
+};
 
 struct ModelConfig {
   std::filesystem::path path;
   std::string device = "cpu";
-  int threads = 0;                       // intra-op threads; 0 = all cores
-  std::string dtype = "float32";         // dtype of model calls
+  int threads = 0;                                      // intra-op threads; 0 = all cores
+  std::string dtype = "float32";                        // dtype of model calls
   nlohmann::json overrides = nlohmann::json::object();  // metadata keys (DESIGN.md §5)
 };
 
 struct SolverConfig {
-  std::string name = "heun";
-  std::optional<int> steps;  // exactly one of steps / nfe after resolution
+  const SolverInfo* solver = &find_solver("heun");
+  std::optional<int> steps;  // at most one of steps / nfe; neither: the planner's default
   std::optional<int> nfe;
   std::optional<bool> afs;  // unset: off, unless a target nfe needs it
   std::string precision = "float64";  // dtype of the solver state
   int max_order = 0;                  // 0: the solver's default
   std::optional<std::filesystem::path> predictor;  // AMED solvers: the distilled step predictor
+  const SolverInfo& info() const { return *solver; }
 };
 
 // AMED predictor distillation (`diffode distill`, DESIGN.md §4).
 struct DistillConfig {
-  std::string teacher = "heun";  // a training-free solver on the refined grid
-  int teacher_points = 1;        // M: extra teacher points inside each student interval
-  int64_t trajectories = 2048;   // training trajectories (seeds seed .. seed + trajectories - 1)
-  int64_t validation = 256;      // held-out trajectories after those, for the best-so-far choice
+  const SolverInfo* teacher = &find_solver("heun");  // a training-free solver on the refined grid
+  int teacher_points = 1;         // M: extra teacher points inside each student interval
+  int64_t trajectories = 2048;    // training trajectories (seeds seed .. seed + trajectories - 1)
+  int64_t validation = 256;       // held-out trajectories after those, for the best-so-far choice
   int64_t batch_size = 64;
-  int64_t iterations = 300;      // optimizer steps in all (a re-run continues up to this)
-  int64_t eval_every = 25;       // validate (and keep the best) every this many iterations
-  double lr = 5e-3;              // Adam
-  int64_t seed = 1000000000;     // far from the sampling seeds, so evaluation seeds stay unseen
-  double scale_dir = 0.05;       // c ∈ [1 − scale_dir, 1 + scale_dir]
-  double scale_time = 0.05;      // a ∈ [1 − scale_time, 1 + scale_time]
+  int64_t iterations = 300;       // optimizer steps in all (a re-run continues up to this)
+  int64_t eval_every = 25;        // validate (and keep the best) every this many iterations
+  double lr = 5e-3;               // Adam
+  int64_t seed = 1000000000;      // far from the sampling seeds, so evaluation seeds stay unseen
+  double scale_dir = 0.05;        // c ∈ [1 − scale_dir, 1 + scale_dir]
+  double scale_time = 0.05;       // a ∈ [1 − scale_time, 1 + scale_time]
 };
 
-struct ScheduleConfig {
-  ScheduleSpec spec;
+// The schedule and its parameters (a ScheduleSpec, DESIGN.md §3), and denoise_to_zero.
+struct ScheduleConfig : ScheduleSpec {
   bool denoise_to_zero = false;
 };
 
@@ -54,11 +70,7 @@ struct SamplingConfig {
   int64_t num_samples = 64;
   int64_t batch_size = 64;
   int64_t seed = 0;
-  // Class labels: "" (none: the null class of a conditional model), "list" (label_list,
-  // repeated: sample k gets label_list[k mod size]), "cycle" (sample k gets k mod num_classes) or "random" (drawn from
-  // sample k's generator right after its noise).
-  std::string labels;
-  std::vector<int64_t> label_list;
+  Labels labels;          // class labels per sample (DESIGN.md §6)
   double guidance = 1.0;  // classifier-free guidance w: D = D_null + w (D_class - D_null); 1 = none
 };
 
@@ -68,14 +80,25 @@ struct EvalConfig {
   std::filesystem::path stats;     // its reference statistics (JSON)
 };
 
+// One solver of `diffode compare`: a solver section without steps/nfe, and a label.
+struct ComparedSolver {
+  std::optional<std::string> label;  // unset: the solver's name
+  SolverConfig solver;
+  std::string name() const { return label ? *label : solver.info().name; }
+};
+
+struct ReferenceConfig {
+  const SolverInfo* solver = &find_solver("dpmpp3m");
+  int steps = 200;          // checked against half as many steps
+  double tolerance = 0.01;  // RMSE between the two above which the reference is refused
+};
+
 // `diffode compare`: solvers side by side at fixed NFEs against a reference solution.
 struct CompareConfig {
-  std::vector<nlohmann::json> solvers;  // solver objects (config "solver" keys but steps/nfe), each with a "label"
-  std::vector<int> nfe;                 // target NFEs; each cell uses the largest reachable NFE <= target
-  std::string reference_solver = "dpmpp3m";
-  int reference_steps = 200;            // checked against half as many steps
-  double reference_tolerance = 0.01;    // RMSE between the two above which the reference is refused
-  int grid_samples = 8;                 // columns of compare_grid.png
+  std::vector<ComparedSolver> solvers;
+  std::vector<int> nfe;  // target NFEs; each cell uses the largest reachable NFE <= target
+  ReferenceConfig reference;
+  int grid_samples = 8;  // columns of compare_grid.png
 };
 
 struct OutputConfig {
@@ -88,7 +111,6 @@ struct OutputConfig {
 
 struct Config {
   std::string source;  // the config file as given, for messages
-  nlohmann::json json; // the validated config with every default filled in
   ModelConfig model;
   SolverConfig solver;
   ScheduleConfig schedule;
@@ -99,6 +121,15 @@ struct Config {
   OutputConfig output;
 };
 
+// The config with every default filled in (paths absolute): the run's identity.
+nlohmann::json to_json(const Config& c);
+nlohmann::json to_json(const SolverConfig& s);
+nlohmann::json to_json(const Labels& l);      // null when none
+nlohmann::json to_json(const DistillConfig& d);
+
+// Every config key as "section.key" with its kind, default and doc (the one table).
+const std::vector<KeyInfo>& config_keys();
+
 // Reads `file`, applies `sets` ("solver.name=heun"; value parsed as JSON, else a string),
 // resolves relative paths (from the file: against its folder; from --set: against the
 // working directory) and validates. Throws InputError naming file, pointer and problem.
@@ -107,8 +138,8 @@ Config load_config(const std::filesystem::path& file, const std::vector<std::str
 // One run of a batch: a config file, or one point of its "sweep" (an object of
 // "key.path": [values...], expanded as a cartesian product, the last key fastest).
 struct NamedConfig {
-  std::string name;         // unique in the set: the file's stem (several files) and the swept values
-  nlohmann::json sweep;     // the swept keys and their values in this run ({} without a sweep)
+  std::string name;      // unique in the set: the file's stem (several files) and the swept values
+  nlohmann::json sweep;  // the swept keys and their values in this run ({} without a sweep)
   Config config;
 };
 // The runs of several config files (each with or without a sweep), `sets` applied to all.
@@ -116,17 +147,9 @@ struct NamedConfig {
 std::vector<NamedConfig> load_run_set(const std::vector<std::filesystem::path>& files,
                                       const std::vector<std::string>& sets = {});
 
-// The same from JSON already in memory; `base_dir` resolves relative paths in it.
-Config parse_config(nlohmann::json j, const std::string& source,
-                    const std::filesystem::path& base_dir,
+// The same from JSON already in memory (a run record read from disk); `base_dir` resolves
+// relative paths in it.
+Config parse_config(nlohmann::json j, const std::string& source, const std::filesystem::path& base_dir,
                     const std::vector<std::string>& sets = {});
-
-// Validates model metadata (diffode.json or config model.* overrides) against the
-// contract's keys; `where` prefixes messages. Unknown keys and wrong types throw.
-void validate_model_metadata(const nlohmann::json& meta, const std::string& where,
-                             bool allow_extra_keys);
-
-// Parses JSON text, reporting syntax errors with line and column.
-nlohmann::json parse_json_text(const std::string& text, const std::string& where);
 
 }  // namespace diffode

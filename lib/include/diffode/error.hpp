@@ -13,6 +13,19 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Bad input in a JSON document (a config, metadata): `source` names it, `pointer` is the JSON
+// pointer and `detail` what is wrong; what() is "source: pointer: detail".
+class ConfigError : public InputError {
+ public:
+  ConfigError(std::string source, std::string pointer, std::string detail);
+  const std::string& source() const { return source_; }
+  const std::string& pointer() const { return pointer_; }
+  const std::string& detail() const { return detail_; }
+
+ private:
+  std::string source_, pointer_, detail_;
+};
+
 // The model returned NaN or Inf while sampling (ModelDenoiser::check_finite): bad input too
 // (exit 2), told apart so that `diffode compare` can record the cell as diverged.
 class NonFiniteError : public InputError {

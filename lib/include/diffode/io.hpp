@@ -53,6 +53,9 @@ class DirLock {
 // Writes a float32 C-order .npy file of `shape` from `data`, whole or not at all.
 void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data);
 
+// Parses JSON text, reporting syntax errors with line and column (InputError "where:L:C: ...").
+nlohmann::json parse_json_text(const std::string& text, const std::string& where);
+
 // A JSON file's value; null when the file is missing or not valid JSON (for records a
 // run wrote itself, where either means "not there").
 nlohmann::json read_json_file(const std::filesystem::path& path);

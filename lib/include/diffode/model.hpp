@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "diffode/json_schema.hpp"
 #include "diffode/process.hpp"
 #include "diffode/solver.hpp"
 
@@ -39,6 +40,15 @@ struct ModelOptions {
 };
 
 std::vector<std::string> prediction_names();
+
+// The metadata keys of diffode.json (DESIGN.md §5), which a config's model.* may override.
+const std::vector<KeyInfo>& model_metadata_keys();
+// Checks metadata (diffode.json or config model.* overrides) against those keys; `where`
+// prefixes messages. Unknown keys (unless allowed) and wrong types throw InputError.
+void validate_model_metadata(const nlohmann::json& meta, const std::string& where, bool allow_extra_keys);
+
+// Sets LibTorch's intra-op threads: n, or every core when n = 0. Returns the number set.
+int set_threads(int n);
 
 // What a model file holds, without the contract check: for `diffode info` on a plain
 // network whose metadata must come from a config.

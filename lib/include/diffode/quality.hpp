@@ -9,7 +9,6 @@
 #include <optional>
 #include <string>
 
-#include "diffode/config.hpp"
 
 namespace diffode {
 
@@ -85,13 +84,11 @@ SampleSet load_samples(const std::filesystem::path& run_or_npy);
 // Features (and agreement) of a whole set, `batch` samples at a time.
 QualityMeter measure_quality(const FeatureModel& model, const SampleSet& set, int64_t batch);
 
-// A config's `eval`: its feature model and reference statistics, loaded and checked
-// against each other (nullopt when the config has no `eval`).
+// A feature model and reference statistics checked against each other (a config's `eval`).
 struct Evaluation {
   FeatureModel features;
   ReferenceStats reference;
 };
-std::optional<Evaluation> load_evaluation(const Config& cfg, const std::vector<int64_t>& sample_shape);
 
 // InputError unless the feature model's size matches the statistics (`where` names them);
 // a warning when the statistics name another feature model.

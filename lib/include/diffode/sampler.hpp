@@ -1,54 +1,21 @@
 #pragma once
-// From noise to samples: the integration driver shared by all solvers, NFE planning,
-// per-sample seeded noise and labels, and a config made ready to sample (DESIGN.md §3, §6).
+// A config made ready to sample on its model (the run layer over the core): the step plan,
+// the AMED predictor, the conditioning and the evaluation, checked, and batches sampled
+// from per-sample seeded noise (DESIGN.md §3, §6).
 #include <ATen/core/Tensor.h>
 
-#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "diffode/amed.hpp"
 #include "diffode/config.hpp"
+#include "diffode/integrate.hpp"
 #include "diffode/model.hpp"
-#include "diffode/schedule.hpp"
-#include "diffode/solver.hpp"
+#include "diffode/noise.hpp"
+#include "diffode/quality.hpp"
 
 namespace diffode {
-
-// Integrates from noise ε (x̃ = σ_0 ε) over `grid` with `solver` and returns x̃ at σ_N
-// (or x̂0 with denoise_to_zero: one more evaluation at σ_N). A grid starting at σ_0 = inf
-// (flow from t = 1) takes its first interval as the exact limit of the DDIM step,
-// x̃_1 = D(ε, inf) + σ_1 ε (with AFS: σ_1 ε, no evaluation), and the solver continues
-// from σ_1. `on_step(i)` runs after interval i.
-Tensor integrate(const SolverInfo& solver, Denoiser& den, const Tensor& eps, const Grid& grid,
-                 const SolverOptions& opt, bool denoise_to_zero, const StepCallback& on_step = [](int, const Tensor&) {});
-
-// Model evaluations per sample of that integration, counted on a stand-in denoiser.
-int count_nfe(const SolverInfo& solver, const Grid& grid, const SolverOptions& opt, bool denoise_to_zero);
-
-struct StepPlan {
-  int steps;
-  int nfe;
-  bool afs;
-  Grid grid;
-};
-
-// Resolves `steps`, or a target `nfe` (choosing N, and AFS when `afs` is unset), into a
-// grid. Throws InputError naming the reachable NFEs when the target cannot be hit.
-StepPlan plan_steps(const SolverInfo& solver, const ScheduleSpec& schedule, const SigmaRange& range,
-                    std::optional<int> steps, std::optional<int> nfe, std::optional<bool> afs, int max_order,
-                    bool denoise_to_zero);
-
-// Noise of samples first..first+count-1, [count, *shape] float32: sample k drawn from its
-// own CPU generator seeded seed + k, as torch.manual_seed(seed + k); torch.randn(shape).
-Tensor make_noise(int64_t seed, int64_t first, int64_t count, const std::vector<int64_t>& shape);
-
-// Class labels of samples first..first+count-1 under `s.labels` (DESIGN.md §6): the list,
-// k mod num_classes ("cycle"), or torch.manual_seed(seed + k); torch.randn(shape);
-// torch.randint(num_classes, (1,)) ("random"). Empty when no labels are asked for.
-std::vector<int64_t> sample_labels(const SamplingConfig& s, int64_t num_classes, const std::vector<int64_t>& shape,
-                                   int64_t first, int64_t count);
 
 // The config's steps or target NFE resolved into a grid for the model (InputError naming
 // the config key when the NFE cannot be hit).
@@ -61,6 +28,14 @@ std::optional<AmedPredictor> load_run_predictor(const Config& cfg, const Model& 
 
 // The config's model, loaded and probed (InputError naming what is wrong).
 Model load_run_model(const Config& cfg);
+
+// A config's `eval`: its feature model and reference statistics, loaded and checked
+// against each other (nullopt when the config has no `eval`).
+std::optional<Evaluation> load_evaluation(const Config& cfg, const std::vector<int64_t>& sample_shape);
+
+// The samples' labels (empty when none) under cfg.sampling for a model with num_classes.
+std::vector<int64_t> run_labels(const Config& cfg, int64_t num_classes, const std::vector<int64_t>& shape,
+                                int64_t first, int64_t count);
 
 // A config ready to sample on its model: step plan, predictor and conditioning, checked.
 class SampleJob {
@@ -75,18 +50,14 @@ class SampleJob {
   const Config& config() const { return cfg_; }
   const Model& model() const { return model_; }
   const StepPlan& plan() const { return plan_; }
-  const SolverInfo& solver() const { return *solver_; }
+  const SolverInfo& solver() const { return cfg_.solver.info(); }
 
  private:
   Config cfg_;
   Model model_;
-  const SolverInfo* solver_;
   StepPlan plan_;
   std::optional<AmedPredictor> predictor_;
   nlohmann::json identity_;
 };
-
-// Sets LibTorch's intra-op threads: n, or every core when n = 0. Returns the number set.
-int set_threads(int n);
 
 }  // namespace diffode

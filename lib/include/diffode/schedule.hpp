@@ -9,8 +9,13 @@
 
 namespace diffode {
 
+struct ScheduleInfo;
+// Throws InputError naming the valid schedules (and the closest one) for an unknown name.
+const ScheduleInfo& find_schedule(const std::string& name);
+
+// A schedule from the registry with its parameters.
 struct ScheduleSpec {
-  std::string name = "polynomial";
+  const ScheduleInfo* schedule = &find_schedule("polynomial");
   std::optional<double> rho;   // polynomial, time_uniform; unset: the schedule's default
   std::vector<double> sigmas;  // custom
 };
@@ -32,8 +37,6 @@ struct ScheduleInfo {
 
 const std::vector<ScheduleInfo>& schedules();
 std::vector<std::string> schedule_names();
-const ScheduleInfo& find_schedule(const std::string& name);
-
 // The grid for `steps` intervals (N+1 points, decreasing, first sigma_max, last sigma_min).
 // Throws InputError when the schedule cannot span the range (e.g. logsnr to sigma 0).
 Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range);

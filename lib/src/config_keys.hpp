@@ -1,0 +1,178 @@
+#pragma once
+// Typed config keys from one table per section (config.cpp): each key is written once,
+// with its member, its one-line doc and its check; its default is the member's default in
+// the section struct (config.hpp). The table gives the schema (json_schema.hpp) that checks
+// kinds and unknown keys, reads a section's JSON into the struct, and writes it back.
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "diffode/config.hpp"
+#include "diffode/json_schema.hpp"
+
+namespace diffode::config_table {
+
+using nlohmann::json;
+
+// The codec of a member type: its JSON kind, how a value of that kind is read, and how
+// the member is written (null: an unset optional, left out).
+template <class T>
+struct Codec;
+template <>
+struct Codec<bool> {
+  static constexpr Kind kind = Kind::Bool;
+  static bool read(const json& v, const Where&) { return v.get<bool>(); }
+  static json write(bool v) { return v; }
+};
+template <>
+struct Codec<int> {
+  static constexpr Kind kind = Kind::Int;
+  static int read(const json& v, const Where&) { return v.get<int>(); }
+  static json write(int v) { return v; }
+};
+template <>
+struct Codec<int64_t> {
+  static constexpr Kind kind = Kind::Int;
+  static int64_t read(const json& v, const Where&) { return v.get<int64_t>(); }
+  static json write(int64_t v) { return v; }
+};
+template <>
+struct Codec<double> {
+  static constexpr Kind kind = Kind::Number;
+  static double read(const json& v, const Where&) { return v.get<double>(); }
+  static json write(double v) { return v; }
+};
+template <>
+struct Codec<std::string> {
+  static constexpr Kind kind = Kind::String;
+  static std::string read(const json& v, const Where&) { return v.get<std::string>(); }
+  static json write(const std::string& v) { return v; }
+};
+template <>
+struct Codec<std::filesystem::path> {
+  static constexpr Kind kind = Kind::Path;
+  static std::filesystem::path read(const json& v, const Where&) { return v.get<std::string>(); }
+  static json write(const std::filesystem::path& v) { return v.string(); }
+};
+template <>
+struct Codec<std::vector<double>> {
+  static constexpr Kind kind = Kind::NumberList;
+  static std::vector<double> read(const json& v, const Where&) { return v.get<std::vector<double>>(); }
+  static json write(const std::vector<double>& v) { return v.empty() ? json(nullptr) : json(v); }  // empty: unset
+};
+template <>
+struct Codec<std::vector<int>> {
+  static constexpr Kind kind = Kind::IntList;
+  static std::vector<int> read(const json& v, const Where&) { return v.get<std::vector<int>>(); }
+  static json write(const std::vector<int>& v) { return v; }
+};
+template <class T>
+struct Codec<std::optional<T>> {
+  static constexpr Kind kind = Codec<T>::kind;
+  static std::optional<T> read(const json& v, const Where& w) { return Codec<T>::read(v, w); }
+  static json write(const std::optional<T>& v) { return v ? Codec<T>::write(*v) : json(nullptr); }
+};
+// A registry entry, written and read by its name.
+template <>
+struct Codec<const SolverInfo*> {
+  static constexpr Kind kind = Kind::String;
+  static const SolverInfo* read(const json& v, const Where& w);
+  static json write(const SolverInfo* v) { return v->name; }
+};
+template <>
+struct Codec<const ScheduleInfo*> {
+  static constexpr Kind kind = Kind::String;
+  static const ScheduleInfo* read(const json& v, const Where& w);
+  static json write(const ScheduleInfo* v) { return v->name; }
+};
+template <>
+struct Codec<Labels> {
+  static constexpr Kind kind = Kind::IntListOrString;
+  static Labels read(const json& v, const Where& w);
+  static json write(const Labels& v);
+};
+
+// One key of a section S: its schema entry, and how it is read into and written from S.
+template <class S>
+struct Field {
+  KeyInfo info;
+  std::function<void(S&, const json&, const Where&)> read;
+  std::function<void(const S&, json&)> write;
+};
+
+// A check of a value as read: throws through `w.fail` ("must be >= 1, got 0").
+template <class T>
+using Check = std::function<void(const T& value, const json& given, const Where& w)>;
+
+template <class T>
+struct Given {
+  using type = T;
+};
+
+// The key `name` of S, held in `member` (of S or a base B of S); its default is the
+// member's in a default S.
+template <class S, class T, class B>
+Field<S> key(const char* name, T B::*member, const char* doc, typename Given<Check<T>>::type check = nullptr) {
+  using C = Codec<T>;
+  Field<S> f{{name, C::kind, C::write(S{}.*member), doc}, nullptr, nullptr};
+  f.read = [member, check](S& s, const json& v, const Where& w) {
+    s.*member = C::read(v, w);
+    if (check) check(s.*member, v, w);
+  };
+  f.write = [member, name](const S& s, json& out) {
+    if (json v = C::write(s.*member); !v.is_null()) out[name] = std::move(v);
+  };
+  return f;
+}
+
+// A key that must be given (no default).
+template <class S, class T, class B>
+Field<S> required_key(const char* name, T B::*member, const char* doc) {
+  Field<S> f = key<S>(name, member, doc);
+  f.info.def = nullptr;
+  f.info.required = true;
+  return f;
+}
+
+// Checks for numeric keys.
+template <class T>
+Check<T> at_least(T min, std::string note = "") {
+  return [min, note](const T& v, const json& given, const Where& w) {
+    if (v < min) w.fail("must be >= " + std::to_string(min) + note + ", got " + given.dump());
+  };
+}
+inline Check<double> positive() {
+  return [](const double& v, const json& given, const Where& w) {
+    if (!(v > 0)) w.fail("must be > 0, got " + given.dump());
+  };
+}
+
+template <class S>
+std::vector<KeyInfo> schema_of(const std::vector<Field<S>>& fields) {
+  std::vector<KeyInfo> out;
+  for (const auto& f : fields) out.push_back(f.info);
+  return out;
+}
+
+// S from the keys present in `obj` (kinds already checked against schema_of(fields)),
+// every other member at its default.
+template <class S>
+S read_section(const json& obj, const std::vector<Field<S>>& fields, const Where& w) {
+  S s;
+  for (const auto& f : fields)
+    if (obj.contains(f.info.key)) f.read(s, obj[f.info.key], w.at(f.info.key));
+  return s;
+}
+
+// The section as JSON: every key with a value (defaults filled in), unset optional keys left out.
+template <class S>
+json write_section(const S& s, const std::vector<Field<S>>& fields) {
+  json out = json::object();
+  for (const auto& f : fields) f.write(s, out);
+  return out;
+}
+
+}  // namespace diffode::config_table

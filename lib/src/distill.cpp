@@ -145,14 +145,14 @@ at::Tensor student_loss(const Setup& s, ModelDenoiser& den, const AmedPredictor&
   const SolverOptions first_opt{s.plan.afs && s.k0 == 0, s.cfg.solver.max_order, &pred};
   if (s.student.multistep) {  // along its own trajectory, from the teacher's first point
     SolverOptions opt = first_opt;
-    s.student.fn(den, target(s.k0), Grid(g.begin() + s.k0, g.end()), opt, [&](int j, const at::Tensor& x) {
+    solve(s.student, den, target(s.k0), Grid(g.begin() + s.k0, g.end()), opt, [&](int j, const at::Tensor& x) {
       loss = loss + (x - target(s.k0 + j + 1)).pow(2).mean();
     });
   } else {  // one step from each teacher point
     for (int64_t i = s.k0; i < n; ++i) {
       SolverOptions opt = first_opt;
       opt.afs = opt.afs && i == 0;
-      const at::Tensor x = s.student.fn(den, target(i), {g[static_cast<size_t>(i)], g[static_cast<size_t>(i) + 1]},
+      const at::Tensor x = solve(s.student, den, target(i), {g[static_cast<size_t>(i)], g[static_cast<size_t>(i) + 1]},
                                         opt, [](int, const at::Tensor&) {});
       loss = loss + (x - target(i + 1)).pow(2).mean();
     }

@@ -19,11 +19,11 @@ Tensor integrate(const SolverInfo& solver, Denoiser& den, const Tensor& eps, con
     if (grid.size() > 2) {
       SolverOptions rest = opt;
       rest.afs = false;
-      x = solver.fn(den, std::move(x), Grid(grid.begin() + 1, grid.end()), rest,
+      x = solve(solver, den, std::move(x), Grid(grid.begin() + 1, grid.end()), rest,
                     [&on_step](int i, const Tensor& xi) { on_step(i + 1, xi); });
     }
   } else {
-    x = solver.fn(den, eps * grid[0], grid, opt, on_step);
+    x = solve(solver, den, eps * grid[0], grid, opt, on_step);
   }
   if (denoise_to_zero) x = den.denoise(x, grid.back());
   return x;

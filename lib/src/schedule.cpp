@@ -30,7 +30,7 @@ Grid polynomial(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
   if (std::isinf(r.sigma_max))
     throw InputError("schedule 'polynomial' needs a finite sigma_max, but the range is [" + num(r.sigma_min) +
                      ", inf] (a flow model from t = 1): set model.sigma_max or use schedule 'time_uniform'");
-  return rho_spaced(steps, r.sigma_max, r.sigma_min, spec.rho.value_or(7.0));
+  return rho_spaced(steps, r.sigma_max, r.sigma_min, spec.rho.value_or(spec.schedule->default_rho));
 }
 
 // Uniform in log sigma = uniform in log-SNR (Lu et al. 2022, DPM-Solver).
@@ -49,7 +49,7 @@ Grid logsnr(int steps, const ScheduleSpec&, const SigmaRange& r) {
 // Uniform in the model's own time (t^(1/rho) uniform), mapped through sigma_tilde(t).
 Grid time_uniform(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
   const Grid t = rho_spaced(steps, r.process.time_of(r.sigma_max), r.process.time_of(r.sigma_min),
-                            spec.rho.value_or(1.0));
+                            spec.rho.value_or(spec.schedule->default_rho));
   Grid g(steps + 1);
   for (int i = 0; i <= steps; ++i) g[i] = r.process.sigma_tilde(t[i]);
   g.front() = r.sigma_max;

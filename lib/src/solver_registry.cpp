@@ -26,27 +26,63 @@ MeanValueStep FixedStep::predict(const Tensor& feature, double, double) const {
   return {at::full({b}, r_, opts), at::full({b}, c_, opts), at::full({b}, a_, opts)};
 }
 
+namespace {
+
+// A registry row with its fields named.
+class Row {
+ public:
+  Row(const char* name, SolverFn fn) {
+    info_.name = name;
+    info_.fn = fn;
+  }
+  Row& about(const char* text) { return set(info_.description, text); }
+  Row& nfe(const char* rule) { return set(info_.nfe_rule, rule); }
+  Row& order(int p) { return set(info_.order, p); }
+  Row& max_order(int p) { return set(info_.default_max_order, p); }
+  Row& to_zero(ToZero rule) { return set(info_.to_zero, rule); }
+  Row& learned() { return set(info_.learned, true); }
+  Row& multistep() { return set(info_.multistep, true); }
+  operator SolverInfo() const { return info_; }
+
+ private:
+  template <class T, class V>
+  Row& set(T& field, V value) {
+    field = value;
+    return *this;
+  }
+  SolverInfo info_;
+};
+
+}  // namespace
+
 const std::vector<SolverInfo>& solvers() {
   using namespace solver_impl;
-  const char* kAmedNfe = "2N; 2N-1 when sigma_min = 0";
+  const char* two_per_step = "2N; 2N-1 when sigma_min = 0";
   static const std::vector<SolverInfo> s = {
-      {"euler", "Euler in sigma = DDIM (Song et al. 2021)", "N", 1, 0, euler},
-      {"heun", "Heun's 2nd order (Karras et al. 2022, Alg. 1)", "2N; 2N-1 when sigma_min = 0", 2, 0, heun},
-      {"dpm2", "DPM-Solver-2, geometric midpoint (Lu et al. 2022)", "2N; 2N-1 when sigma_min = 0", 2, 0, dpm2},
-      {"dpmpp2m", "DPM-Solver++(2M), data prediction, multistep (Lu et al. 2022)", "N", 2, 0, dpmpp2m},
-      {"dpmpp3m", "DPM-Solver++(3M), data prediction, multistep (Lu et al. 2022)", "N", 3, 0, dpmpp3m},
-      {"ipndm", "iPNDM, fixed Adams-Bashforth on d, order <= max_order (Zhang & Chen 2022)", "N", 4, 4, ipndm},
-      {"ipndm_v", "iPNDM with variable-step Adams-Bashforth weights (Zhang & Chen 2022)", "N", 4, 4, ipndm_v},
+      Row("euler", euler).about("Euler in sigma = DDIM (Song et al. 2021)").order(1),
+      Row("heun", heun).about("Heun's 2nd order (Karras et al. 2022, Alg. 1)").nfe(two_per_step).order(2)
+          .to_zero(ToZero::euler),
+      Row("dpm2", dpm2).about("DPM-Solver-2, geometric midpoint (Lu et al. 2022)").nfe(two_per_step).order(2)
+          .to_zero(ToZero::euler),
+      Row("dpmpp2m", dpmpp2m).about("DPM-Solver++(2M), data prediction, multistep (Lu et al. 2022)").order(2)
+          .to_zero(ToZero::denoised),
+      Row("dpmpp3m", dpmpp3m).about("DPM-Solver++(3M), data prediction, multistep (Lu et al. 2022)").order(3)
+          .to_zero(ToZero::denoised),
+      Row("ipndm", ipndm).about("iPNDM, fixed Adams-Bashforth on d, order <= max_order (Zhang & Chen 2022)")
+          .order(4).max_order(4),
+      Row("ipndm_v", ipndm_v).about("iPNDM with variable-step Adams-Bashforth weights (Zhang & Chen 2022)")
+          .order(4).max_order(4),
       // AMED (Zhou et al. 2024): need a predictor distilled for the model, steps and schedule.
-      {"amed", "AMED-Solver: one learned mean-value step per interval (Zhou et al. 2024)", kAmedNfe, 2, 0, amed, true,
-       false},
-      {"amed+euler", "AMED-Plugin on Euler: a learned extra point per interval", kAmedNfe, 1, 0, amed_euler, true,
-       false},
-      {"amed+ipndm", "AMED-Plugin on iPNDM: a learned extra point per interval, one history", kAmedNfe, 4, 4,
-       amed_ipndm, true, true},
-      {"amed+dpm2", "AMED-Plugin on DPM-Solver-2: learned midpoint", kAmedNfe, 2, 0, amed_dpm2, true, false},
-      {"amed+dpmpp2m", "AMED-Plugin on DPM-Solver++(2M): a learned extra point per interval", kAmedNfe, 2, 0,
-       amed_dpmpp2m, true, true},
+      Row("amed", amed).about("AMED-Solver: one learned mean-value step per interval (Zhou et al. 2024)")
+          .nfe(two_per_step).order(2).to_zero(ToZero::euler).learned(),
+      Row("amed+euler", amed_euler).about("AMED-Plugin on Euler: a learned extra point per interval")
+          .nfe(two_per_step).order(1).to_zero(ToZero::euler).learned(),
+      Row("amed+ipndm", amed_ipndm).about("AMED-Plugin on iPNDM: a learned extra point per interval, one history")
+          .nfe(two_per_step).order(4).max_order(4).learned().multistep(),
+      Row("amed+dpm2", amed_dpm2).about("AMED-Plugin on DPM-Solver-2: learned midpoint")
+          .nfe(two_per_step).order(2).to_zero(ToZero::euler).learned(),
+      Row("amed+dpmpp2m", amed_dpmpp2m).about("AMED-Plugin on DPM-Solver++(2M): a learned extra point per interval")
+          .nfe(two_per_step).order(2).to_zero(ToZero::denoised).learned().multistep(),
   };
   return s;
 }

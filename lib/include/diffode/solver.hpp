@@ -65,7 +65,7 @@ Tensor per_sample(const Tensor& v, const Tensor& x);
 Tensor velocity(Denoiser& den, const Tensor& x, double sigma);
 
 struct SolverOptions {
-  bool afs = false;   // analytical first step: d_0 = x / sqrt(1 + σ_0²), no NFE
+  bool afs = false;   // analytical first step: d_0 = x / sqrt(1 + σ_0²), no NFE (applied by solve())
   int max_order = 0;  // multistep order cap; 0 = the solver's default
   const StepPredictor* predictor = nullptr;  // the AMED solvers' g_φ (required by them)
 };
@@ -73,21 +73,36 @@ struct SolverOptions {
 // Called after each grid interval i (0-based) is completed, with the state x_{i+1}.
 using StepCallback = std::function<void(int, const Tensor&)>;
 
-// Integrates from x at grid.front() to grid.back() and returns the final state.
-// grid.front() is finite; grid.back() may be 0.
-using SolverFn = Tensor (*)(Denoiser& den, Tensor x, const Grid& grid, const SolverOptions& opt,
-                            const StepCallback& on_step);
+// The grid as a solver sees it (solvers/solvers.hpp): its points' evaluations, with the
+// loop's first-step rule (AFS) applied, and the intervals the solver takes itself.
+class GridEval;
+
+// A solver over its grid: integrates x from ev.sigmas()[0] over the first ev.steps()
+// intervals, history in local variables, and returns the state.
+using SolverFn = Tensor (*)(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+
+// How the last interval, into σ = 0, is taken: by the loop, as an Euler step (x + h·d, the
+// exact DDIM step to D) or as D itself (the exponential integrators' limit), or by the
+// solver's own update (one that is defined there: Euler, Adams–Bashforth).
+enum class ToZero { euler, denoised, own };
 
 struct SolverInfo {
   std::string name;
-  std::string description;  // with the paper it follows
-  std::string nfe_rule;     // NFE as a function of the number of steps N
-  int order;                // global convergence order
-  int default_max_order;    // 0: max_order does not apply to this solver
-  SolverFn fn;
-  bool learned = false;     // an AMED solver: needs a step predictor (SolverOptions::predictor)
-  bool multistep = false;   // keeps a history across intervals (AMED distillation runs it on its own trajectory)
+  std::string description;   // with the paper it follows
+  std::string nfe_rule = "N";  // NFE as a function of the number of steps N
+  int order = 1;             // global convergence order
+  int default_max_order = 0;  // 0: max_order does not apply to this solver
+  SolverFn fn = nullptr;
+  ToZero to_zero = ToZero::own;
+  bool learned = false;      // an AMED solver: needs a step predictor (SolverOptions::predictor)
+  bool multistep = false;    // keeps a history across intervals (AMED distillation runs it on its own trajectory)
 };
+
+// Integrates x from grid.front() (finite) to grid.back() (may be 0) with `solver`: AFS on
+// the first point when opt.afs, the last interval into σ = 0 by solver.to_zero, max_order 0
+// as the solver's default. `on_step(i, x)` after each interval.
+Tensor solve(const SolverInfo& solver, Denoiser& den, Tensor x, const Grid& grid, SolverOptions opt,
+             const StepCallback& on_step);
 
 // Every solver, in the order `diffode solvers` lists them.
 const std::vector<SolverInfo>& solvers();

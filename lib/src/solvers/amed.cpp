@@ -5,7 +5,8 @@
 // scale a. AMED-Solver takes one such step per interval; AMED-Plugin inserts s as an
 // extra point into a base solver. Every quantity that depends on the prediction is
 // per sample ([B]) and differentiable, so the same code runs sampling and distillation.
-// A step to σ = 0 has no interior point to learn: it is the base solver's own last step.
+// A step to σ = 0 has no interior point to learn: the loop takes it as the base solver's
+// last step (ToZero), or the solver takes it as its own (the iPNDM plugin).
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -21,20 +22,6 @@ namespace {
 const StepPredictor& predictor_of(const SolverOptions& opt) {
   if (!opt.predictor) throw std::logic_error("an AMED solver was called without a step predictor");
   return *opt.predictor;
-}
-
-// What an interval starts from: d_i = v(x_i, σ_i), D(x_i, σ_i) and the feature of that
-// same evaluation; AFS on the first interval (no evaluation, zero feature).
-struct Start {
-  Tensor d, x0, feature;
-};
-Start start_of(Denoiser& den, const Tensor& x, double t_cur, const SolverOptions& opt, int i) {
-  if (i == 0 && opt.afs) {
-    const Tensor d = first_velocity(den, x, t_cur, opt);
-    return {d, x - d * t_cur, at::zeros({x.size(0), den.feature_dim()}, x.options())};
-  }
-  Denoised e = den.denoise_with_feature(x, t_cur);
-  return {(x - e.x0) / t_cur, e.x0, e.feature};
 }
 
 // The predicted mean-value point of one interval: s [B] (geometric interpolation by r),
@@ -56,20 +43,40 @@ Tensor velocity_at(Denoiser& den, const Tensor& x_s, const Point& p) {
   return (x_s - den.denoise(x_s, p.a * p.s)) / per_sample(p.s, x_s);
 }
 
-// The single-step family: x_s = x + (s − σ_i) d_i, d_s, then `combine` gives x_{i+1}.
-template <class Combine>
-Tensor single_step(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
-                   const StepCallback& on_step, Combine combine) {
-  for (int i = 0; i < num_steps(sigmas); ++i) {
-    const double t_cur = sigmas[i], t_next = sigmas[i + 1], h = t_next - t_cur;
-    const Start st = start_of(den, x, t_cur, opt, i);
-    if (t_next == 0) {
-      x = x + st.d * h;
-    } else {
-      const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
-      const Tensor x_s = x + st.d * per_sample(p.s - t_cur, x);
-      x = combine(x, x_s, st.d, velocity_at(den, x_s, p), p, t_cur, t_next);
-    }
+// One interval of the single-step family, the model evaluated at its mean-value point:
+// x_s = x + (s − σ_i) d_i and d_s there.
+struct Interval {
+  const Tensor &x, &x_s, &d_cur, &d_s;
+  const Point& p;
+  double t_cur, t_next;
+};
+using IntervalRule = Tensor (*)(const Interval& k);
+
+// AMED-Solver: x_{i+1} = x_i + c·h·d_s.
+Tensor amed_rule(const Interval& k) { return k.x + k.d_s * per_sample(k.p.c * (k.t_next - k.t_cur), k.x); }
+
+// AMED-Plugin on Euler: Euler to s, then Euler from s with d_s scaled by c.
+Tensor euler_plugin_rule(const Interval& k) {
+  return k.x_s + k.d_s * per_sample(k.p.c * (k.t_next - k.p.s), k.x_s);
+}
+
+// AMED-Plugin on DPM-Solver-2: x + c·h·(d_s/(2r) + (1 − 1/(2r))·d_i); r = ½ is DPM-Solver-2.
+Tensor dpm2_plugin_rule(const Interval& k) {
+  const Tensor w = per_sample(0.5 / k.p.r, k.x);
+  return k.x + (k.d_s * w + k.d_cur * (1.0 - w)) * per_sample(k.p.c * (k.t_next - k.t_cur), k.x);
+}
+
+// The single-step family: x_s, d_s, then `rule` gives x_{i+1}.
+template <IntervalRule rule>
+Tensor single_step(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
+  const Grid& sigmas = ev.sigmas();
+  for (int i = 0; i < ev.steps(); ++i) {
+    const double t_cur = sigmas[i], t_next = sigmas[i + 1];
+    const GridEval::Point st = ev.point(x, i);
+    const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
+    const Tensor x_s = x + st.d * per_sample(p.s - t_cur, x);
+    const Tensor d_s = velocity_at(ev.den(), x_s, p);
+    x = rule({x, x_s, st.d, d_s, p, t_cur, t_next});
     on_step(i, x);
   }
   return x;
@@ -86,52 +93,39 @@ Tensor adams_bashforth_sum(const std::deque<Tensor>& d_hist, int max_order) {
 
 }  // namespace
 
-// AMED-Solver: x_{i+1} = x_i + c·h·d_s.
-Tensor amed(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step) {
-  return single_step(den, std::move(x), sigmas, opt, on_step,
-                     [](const Tensor& x, const Tensor&, const Tensor&, const Tensor& d_s, const Point& p,
-                        double t_cur, double t_next) { return x + d_s * per_sample(p.c * (t_next - t_cur), x); });
+Tensor amed(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
+  return single_step<amed_rule>(ev, std::move(x), opt, on_step);
 }
 
-// AMED-Plugin on Euler: Euler to s, then Euler from s with d_s scaled by c.
-Tensor amed_euler(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
-                  const StepCallback& on_step) {
-  return single_step(den, std::move(x), sigmas, opt, on_step,
-                     [](const Tensor&, const Tensor& x_s, const Tensor&, const Tensor& d_s, const Point& p, double,
-                        double t_next) { return x_s + d_s * per_sample(p.c * (t_next - p.s), x_s); });
+Tensor amed_euler(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
+  return single_step<euler_plugin_rule>(ev, std::move(x), opt, on_step);
 }
 
-// AMED-Plugin on DPM-Solver-2: x + c·h·(d_s/(2r) + (1 − 1/(2r))·d_i); r = ½ is DPM-Solver-2.
-Tensor amed_dpm2(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
-                 const StepCallback& on_step) {
-  return single_step(den, std::move(x), sigmas, opt, on_step,
-                     [](const Tensor& x, const Tensor&, const Tensor& d_cur, const Tensor& d_s, const Point& p,
-                        double t_cur, double t_next) {
-                       const Tensor w = per_sample(0.5 / p.r, x);
-                       return x + (d_s * w + d_cur * (1.0 - w)) * per_sample(p.c * (t_next - t_cur), x);
-                     });
+Tensor amed_dpm2(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
+  return single_step<dpm2_plugin_rule>(ev, std::move(x), opt, on_step);
 }
 
 // AMED-Plugin on iPNDM: two Adams–Bashforth sub-steps, σ_i → s → σ_{i+1}, over one
-// history of d's that holds the mean-value points too; the second scaled by c.
-Tensor amed_ipndm(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
-                  const StepCallback& on_step) {
-  const int max_order = opt.max_order > 0 ? opt.max_order : 4;
+// history of d's that holds the mean-value points too; the second scaled by c. Its step into
+// σ = 0 is one Adams–Bashforth step over that history (no interior point to learn there).
+Tensor amed_ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
+  const Grid& sigmas = ev.sigmas();
+  const int max_order = opt.max_order;
   std::deque<Tensor> d_hist;  // newest first
   auto push = [&](const Tensor& d) {
     d_hist.push_front(d);
     if (static_cast<int>(d_hist.size()) > max_order) d_hist.pop_back();
   };
-  for (int i = 0; i < num_steps(sigmas); ++i) {
+  for (int i = 0; i < ev.steps(); ++i) {
     const double t_cur = sigmas[i], t_next = sigmas[i + 1];
-    const Start st = start_of(den, x, t_cur, opt, i);
+    const GridEval::Point st = ev.point(x, i);
     push(st.d);
     if (t_next == 0) {
       x = x + adams_bashforth_sum(d_hist, max_order) * (t_next - t_cur);
     } else {
       const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
       const Tensor x_s = x + adams_bashforth_sum(d_hist, max_order) * per_sample(p.s - t_cur, x);
-      push(velocity_at(den, x_s, p));
+      push(velocity_at(ev.den(), x_s, p));
       x = x_s + adams_bashforth_sum(d_hist, max_order) * per_sample(p.c * (t_next - p.s), x);
     }
     on_step(i, x);
@@ -141,24 +135,20 @@ Tensor amed_ipndm(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptio
 
 // AMED-Plugin on DPM-Solver++(2M): two multistep sub-steps in λ, σ_i → s → σ_{i+1}, over one
 // history of data predictions that holds the mean-value points too; the second sub-step's
-// increment scaled by c. Orders follow DPM-Solver++(2M) on the refined grid.
-Tensor amed_dpmpp2m(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
-                    const StepCallback& on_step) {
+// increment scaled by c. Orders follow DPM-Solver++(2M) on the refined grid (with the loop's
+// last interval into σ = 0, as D, counted in it).
+Tensor amed_dpmpp2m(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
+  const Grid& sigmas = ev.sigmas();
   const int n = num_steps(sigmas);
   const int n_refined = 2 * n - (sigmas.back() == 0 ? 1 : 0);
   Tensor m_prev, h_prev;  // data prediction at the previous point and the λ step from it, per sample
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < ev.steps(); ++i) {
     const double t_cur = sigmas[i], t_next = sigmas[i + 1];
-    const Start st = start_of(den, x, t_cur, opt, i);
-    if (t_next == 0) {
-      x = st.x0.clone();
-      on_step(i, x);
-      continue;
-    }
+    const GridEval::Point st = ev.point(x, i);
     const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
     const Tensor s = per_sample(p.s, x), cur = at::full_like(s, t_cur), next = at::full_like(s, t_next);
     const Tensor x_s = dpmpp_step(x, st.x0, m_prev, cur, s, h_prev, dpmpp_step_order(2 * i, n_refined, 2, t_next));
-    const Tensor m_s = den.denoise(x_s, p.a * p.s);
+    const Tensor m_s = ev.den().denoise(x_s, p.a * p.s);
     const Tensor x_b = dpmpp_step(x_s, m_s, st.x0, s, next, at::log(cur / s),
                                   dpmpp_step_order(2 * i + 1, n_refined, 2, t_next));
     x = x_s + (x_b - x_s) * per_sample(p.c, x);

@@ -33,19 +33,18 @@ template Tensor dpmpp_step<Tensor>(const Tensor&, const Tensor&, const Tensor&, 
 
 namespace {
 
-Tensor dpmpp_multistep(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
-                       const StepCallback& on_step, int max_order) {
+// The loop takes a last interval into σ = 0 (as D); the order rule counts it among the n.
+Tensor dpmpp_multistep(GridEval& ev, Tensor x, const StepCallback& on_step, int max_order) {
+  const Grid& sigmas = ev.sigmas();
   const int n = num_steps(sigmas);
   Tensor m_prev1, m_prev2;       // data predictions at the two previous points
   double h_prev1 = 0, h_prev2 = 0;  // their λ steps
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < ev.steps(); ++i) {
     const double t_cur = sigmas[i], t_next = sigmas[i + 1];
-    const Tensor m0 = i == 0 && opt.afs ? x - t_cur * first_velocity(den, x, t_cur, opt) : den.denoise(x, t_cur);
+    const Tensor m0 = ev.x0(x, i);
     const int order = dpmpp_step_order(i, n, max_order, t_next);
-    const double h = t_next == 0 ? 0.0 : std::log(t_cur / t_next);
-    if (t_next == 0) {
-      x = m0.clone();
-    } else if (order <= 2) {
+    const double h = std::log(t_cur / t_next);
+    if (order <= 2) {
       x = dpmpp_step(x, m0, m_prev1, t_cur, t_next, h_prev1, order);
     } else {
       const double phi_1 = std::expm1(-h);
@@ -69,12 +68,12 @@ Tensor dpmpp_multistep(Denoiser& den, Tensor x, const Grid& sigmas, const Solver
 
 }  // namespace
 
-Tensor dpmpp2m(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step) {
-  return dpmpp_multistep(den, std::move(x), sigmas, opt, on_step, 2);
+Tensor dpmpp2m(GridEval& ev, Tensor x, const SolverOptions&, const StepCallback& on_step) {
+  return dpmpp_multistep(ev, std::move(x), on_step, 2);
 }
 
-Tensor dpmpp3m(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step) {
-  return dpmpp_multistep(den, std::move(x), sigmas, opt, on_step, 3);
+Tensor dpmpp3m(GridEval& ev, Tensor x, const SolverOptions&, const StepCallback& on_step) {
+  return dpmpp_multistep(ev, std::move(x), on_step, 3);
 }
 
 }  // namespace diffode::solver_impl

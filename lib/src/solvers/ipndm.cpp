@@ -22,14 +22,16 @@ const std::vector<double>& ipndm_weights(int order) {
 namespace {
 
 // Shared loop: `weights(i, order)` gives the combination of d_i, d_{i-1}, ...
+// Its step into σ = 0 is the same Adams–Bashforth step.
 template <class Weights>
-Tensor adams_bashforth(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
-                       const StepCallback& on_step, Weights weights) {
-  const int max_order = opt.max_order > 0 ? opt.max_order : 4;
+Tensor adams_bashforth(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step,
+                       Weights weights) {
+  const Grid& sigmas = ev.sigmas();
+  const int max_order = opt.max_order;
   std::deque<Tensor> d_hist;  // d_i, d_{i-1}, ... newest first
-  for (int i = 0; i < num_steps(sigmas); ++i) {
+  for (int i = 0; i < ev.steps(); ++i) {
     const double t_cur = sigmas[i], t_next = sigmas[i + 1];
-    d_hist.push_front(i == 0 ? first_velocity(den, x, t_cur, opt) : velocity(den, x, t_cur));
+    d_hist.push_front(ev.d(x, i));
     if (static_cast<int>(d_hist.size()) > max_order) d_hist.pop_back();
     const int order = std::min(max_order, i + 1);
     const std::vector<double> w = weights(i, order);
@@ -69,14 +71,14 @@ std::vector<double> adams_bashforth_weights(const std::vector<double>& past, dou
 }
 
 // iPNDM: fixed Adams–Bashforth weights whatever the step sizes.
-Tensor ipndm(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step) {
-  return adams_bashforth(den, std::move(x), sigmas, opt, on_step,
-                         [](int, int order) { return ipndm_weights(order); });
+Tensor ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
+  return adams_bashforth(ev, std::move(x), opt, on_step, [](int, int order) { return ipndm_weights(order); });
 }
 
 // iPNDM with variable-step Adams–Bashforth weights from the actual σ's.
-Tensor ipndm_v(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step) {
-  return adams_bashforth(den, std::move(x), sigmas, opt, on_step, [&sigmas](int i, int order) {
+Tensor ipndm_v(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
+  const Grid& sigmas = ev.sigmas();
+  return adams_bashforth(ev, std::move(x), opt, on_step, [&sigmas](int i, int order) {
     std::vector<double> past(sigmas.begin() + (i - order + 1), sigmas.begin() + i + 1);
     std::reverse(past.begin(), past.end());
     return adams_bashforth_weights(past, sigmas[i + 1]);

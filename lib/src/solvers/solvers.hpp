@@ -1,29 +1,58 @@
 #pragma once
-// Solver functions behind the registry (solver_registry.cpp). Each integrates over the
-// whole grid; history lives in local variables. The solver owns and updates `x`.
+// Solver functions behind the registry (solver_registry.cpp). Each integrates over its
+// grid; history lives in local variables. The solver owns and updates `x`.
 #include "diffode/solver.hpp"
 
-namespace diffode::solver_impl {
+namespace diffode {
 
-// d_0 at the first grid point: AFS (x / sqrt(1 + σ_0²), no model call) or v(x, σ_0).
-Tensor first_velocity(Denoiser& den, const Tensor& x, double sigma0, const SolverOptions& opt);
+// What a solver evaluates at the points of its grid. The loop's rules live here, not in the
+// solvers: AFS (Dockhorn et al. 2022; Zhou et al. 2024) replaces the first evaluation, at
+// large σ, by ε̂ ≈ x / sqrt(1 + σ_0²) (D = x − σ_0·d, a zero feature, no NFE); and a grid
+// into σ = 0 whose last interval the loop takes (ToZero) leaves the solver one step fewer.
+class GridEval {
+ public:
+  GridEval(Denoiser& den, const Grid& sigmas, bool afs, int steps)
+      : den_(den), sigmas_(sigmas), afs_(afs), steps_(steps) {}
+
+  Denoiser& den() const { return den_; }
+  // The whole grid (rules that depend on the number of intervals read it all).
+  const Grid& sigmas() const { return sigmas_; }
+  // The intervals the solver takes itself: all, or all but a last one into σ = 0.
+  int steps() const { return steps_; }
+
+  // At grid point i: d_i = v(x, σ_i), D(x, σ_i), or both with the feature of that evaluation.
+  Tensor d(const Tensor& x, int i) const;
+  Tensor x0(const Tensor& x, int i) const;
+  struct Point {
+    Tensor d, x0, feature;
+  };
+  Point point(const Tensor& x, int i) const;
+
+ private:
+  bool analytic(int i) const { return afs_ && i == 0; }
+  Denoiser& den_;
+  const Grid& sigmas_;
+  bool afs_;
+  int steps_;
+};
+
+namespace solver_impl {
 
 inline int num_steps(const Grid& grid) { return static_cast<int>(grid.size()) - 1; }
 
-Tensor euler(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor heun(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor dpm2(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor dpmpp2m(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor dpmpp3m(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor ipndm(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor ipndm_v(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
+Tensor euler(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor heun(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor dpm2(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor dpmpp2m(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor dpmpp3m(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor ipndm_v(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
 
-Tensor amed(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor amed_euler(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor amed_dpm2(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor amed_ipndm(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt, const StepCallback& on_step);
-Tensor amed_dpmpp2m(Denoiser& den, Tensor x, const Grid& sigmas, const SolverOptions& opt,
-                    const StepCallback& on_step);
+Tensor amed(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor amed_euler(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor amed_dpm2(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor amed_ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+Tensor amed_dpmpp2m(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
 
 // Fixed-step Adams–Bashforth weights of order 1-4 (newest d first).
 const std::vector<double>& ipndm_weights(int order);
@@ -42,4 +71,5 @@ Tensor dpmpp_step(const Tensor& x, const Tensor& m0, const Tensor& m_prev, const
 // from the nodes past[j] = σ_{i-j} (past[0] = σ_i) and the step to `next` = σ_{i+1}.
 std::vector<double> adams_bashforth_weights(const std::vector<double>& past, double next);
 
-}  // namespace diffode::solver_impl
+}  // namespace solver_impl
+}  // namespace diffode

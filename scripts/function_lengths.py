@@ -45,6 +45,36 @@ def strip(text):
     return "".join(out)
 
 
+CONTROL = {"if", "for", "while", "switch", "catch", "return", "sizeof", "decltype"}
+
+
+def function_name(head):
+    """The name of the function whose body opens after `head`, or None (a block, a class, a lambda)."""
+    h = head.rstrip()
+    h = re.sub(r"->\s*[\w:<>,\s&*]+$", "", h).rstrip()  # trailing return type
+    while True:
+        m = re.search(r"\b(const|noexcept|override|final|mutable)$", h)
+        if not m:
+            break
+        h = h[:m.start()].rstrip()
+    if h.endswith(")") and ":" in h:  # a constructor's initializer list: back to its signature
+        k = h.rfind(") :")
+        if k > 0:
+            h = h[:k + 1]
+    if not h.endswith(")"):
+        return None
+    depth, k = 0, len(h) - 1
+    while k >= 0:
+        depth += {")": 1, "(": -1}.get(h[k], 0)
+        if depth == 0:
+            break
+        k -= 1
+    m = re.search(r"([~\w:]+)\s*$", h[:k])
+    if not m or m.group(1) in CONTROL or h[:k].rstrip().endswith("]"):
+        return None
+    return m.group(1)
+
+
 def functions(path):
     """(name, first line, length) of each function body in the file."""
     text = strip(path.read_text())
@@ -53,20 +83,15 @@ def functions(path):
     for ln, line in enumerate(lines, 1):
         for pos, c in enumerate(line):
             if c == "{":
-                head = " ".join(lines[max(0, ln - 4):ln - 1] + [line[:pos]])
-                inside_fn = any(s[0] == "fn" for s in scopes)
-                m = re.search(r"([~\w:<>=!+\-*/\[\]]+)\s*\([^;{}]*\)\s*(const)?\s*(noexcept)?\s*(override)?\s*"
-                              r"(->\s*[\w:<>,\s&*]+)?\s*(:[^;{}]*)?$", head)
-                kind = "fn" if m and not inside_fn and not re.search(
-                    r"\b(if|for|while|switch|catch|return)\s*\(", head[m.start():]) else "block"
-                if kind == "fn":
+                head = " ".join(lines[max(0, ln - 4):ln - 1] + [line[:pos]])[-400:]
+                name = None if any(sc[0] == "fn" for sc in scopes) else function_name(head)
+                if name:
                     start = ln
-                    sig_line = m.group(1).split("(")[0]
                     for back in range(ln, max(0, ln - 4), -1):  # the signature's first line
-                        if sig_line in lines[back - 1]:
+                        if name in lines[back - 1]:
                             start = back
                             break
-                    scopes.append(("fn", start, m.group(1), depth))
+                    scopes.append(("fn", start, name, depth))
                 else:
                     scopes.append(("block", ln, "", depth))
                 depth += 1

@@ -292,19 +292,55 @@ TEST(AmedDistill, LowersTheErrorToTheTeacherOnGmm2d) {
   }
 }
 
-TEST(AmedDistill, DeterministicAndContinuesWhereItStopped) {
+namespace {
+// Whether two predictor files hold the same parameters, bit for bit.
+bool same_parameters(const fs::path& a, const fs::path& b) {
+  const std::vector<Tensor> pa = AmedPredictor::load(a).parameters(), pb = AmedPredictor::load(b).parameters();
+  if (pa.size() != pb.size()) return false;
+  for (size_t k = 0; k < pa.size(); ++k)
+    if (!at::equal(pa[k], pb[k])) return false;
+  return true;
+}
+
+// A predictor's metadata less the time its training took, which two equal runs differ in.
+json without_seconds(json m) {
+  EXPECT_EQ(m["training"].erase("seconds"), 1u);
+  return m;
+}
+}  // namespace
+
+TEST(AmedDistill, DeterministicForASeed) {
+  TempDir tmp;
+  const Config cfg = gmm_config("amed+dpm2", tmp.path / "cache", 30);
+  const json a = run_distill(cfg, tmp.path / "a.pt");
+  const json b = run_distill(cfg, tmp.path / "b.pt");  // from the teacher trajectories a cached
+  // trained (not the midpoint it starts from), and the same bit for bit
+  const json& ta = a["training"];
+  EXPECT_LT(ta["best_validation_loss"].get<double>(), ta["midpoint_validation_loss"].get<double>());
+  EXPECT_TRUE(same_parameters(tmp.path / "a.pt", tmp.path / "b.pt"));
+  EXPECT_EQ(without_seconds(a), without_seconds(b));
+
+  // another seed: other teacher trajectories, initialisation and batches
+  Config other = cfg;
+  other.distill.seed += 1;
+  const json c = run_distill(other, tmp.path / "c.pt");
+  EXPECT_FALSE(same_parameters(tmp.path / "a.pt", tmp.path / "c.pt"));
+  EXPECT_NE(a["training"]["best_validation_loss"], c["training"]["best_validation_loss"]);
+}
+
+TEST(AmedDistill, ContinuesWhereItStopped) {
   TempDir tmp;
   const json a = run_distill(gmm_config("amed+dpm2", tmp.path / "cache", 30), tmp.path / "a.pt");
-  const json b = run_distill(gmm_config("amed+dpm2", tmp.path / "cache", 30), tmp.path / "b.pt");
-  EXPECT_EQ(a["training"]["best_validation_loss"], b["training"]["best_validation_loss"]);
-  EXPECT_EQ(sha256_file(tmp.path / "a.pt").size(), 64u);
   // a re-run with more iterations continues from the file
   const json c = run_distill(gmm_config("amed+dpm2", tmp.path / "cache", 50), tmp.path / "a.pt");
   EXPECT_EQ(c["training"]["iterations_run"], 50);
   EXPECT_LE(c["training"]["best_validation_loss"].get<double>(), a["training"]["best_validation_loss"].get<double>());
+  EXPECT_EQ(c["training"]["midpoint_validation_loss"], a["training"]["midpoint_validation_loss"]);
+  EXPECT_GE(c["training"]["seconds"].get<double>(), a["training"]["seconds"].get<double>());
   // and a file for another setting is not overwritten
   const std::string msg = error_of([&] { run_distill(gmm_config("amed", tmp.path / "cache", 5), tmp.path / "a.pt"); });
   EXPECT_NE(msg.find("exists and is not a predictor for this setting"), std::string::npos) << msg;
+  EXPECT_EQ(AmedPredictor::load(tmp.path / "a.pt").metadata()["training"], c["training"]);
 }
 
 TEST(AmedDistill, NeedsAnAmedStudentAndATrainingFreeTeacher) {

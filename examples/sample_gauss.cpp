@@ -6,6 +6,7 @@
 // Prints the plan and the mean and standard deviation of 16 samples.
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -39,8 +40,10 @@ int main(int argc, char** argv) try {
 
   std::printf("%s: %s, %d steps = %d NFE%s, sigma %g -> %g\n", path.c_str(), solver.name.c_str(), plan.steps,
               plan.nfe, plan.afs ? " (afs)" : "", plan.grid.front(), plan.grid.back());
-  std::printf("16 samples of shape [%s]: mean %.4f, std %.4f\n", std::to_string(meta.sample_shape.size()).c_str(),
-              x.mean().item<double>(), x.std().item<double>());
+  std::string shape;
+  for (const int64_t d : meta.sample_shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+  std::printf("16 samples of shape [%s]: mean %.4f, std %.4f\n", shape.c_str(), x.mean().item<double>(),
+              x.std().item<double>());
   return 0;
 } catch (const diffode::InputError& e) {
   std::fprintf(stderr, "error: %s\n", e.what());

@@ -642,8 +642,12 @@ TEST(CliAmed, AKilledDistillationLeavesAUsablePredictorAndARerunContinues) {
                           " --set solver.name=amed --set solver.nfe=5 --set distill.trajectories=256"
                           " --set distill.validation=64 --set distill.batch_size=16 --set distill.iterations=1500"
                           " --set distill.eval_every=5 --set model.threads=1 -o p.pt";
-  // SIGKILL after 2 s: no handler runs, so only what was committed by rename is there.
-  const CliResult killed = diffode::test::run_shell("timeout -s KILL 2 '" + std::string(DIFFODE_CLI) + "' " + cmd, tmp.path);
+  // SIGKILL once the first predictor file is there (however loaded the machine): no handler
+  // runs, so only what was committed by rename is there.
+  const CliResult killed = diffode::test::run_shell(
+      "('" + std::string(DIFFODE_CLI) + "' " + cmd + " & pid=$!; for i in $(seq 1200); do [ -f p.pt ] && break; "
+      "sleep 0.1; done; sleep 0.5; kill -9 $pid; wait $pid)",
+      tmp.path);
   EXPECT_NE(killed.code, 0) << killed.output;
   ASSERT_TRUE(fs::exists(tmp.path / "p.pt")) << killed.output;
   const CliResult info = run_cli("info " + q(tmp.path / "p.pt"));

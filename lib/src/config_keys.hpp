@@ -21,36 +21,25 @@ using nlohmann::json;
 // the member is written (null: an unset optional, left out).
 template <class T>
 struct Codec;
-template <>
-struct Codec<bool> {
-  static constexpr Kind kind = Kind::Bool;
-  static bool read(const json& v, const Where&) { return v.get<bool>(); }
-  static json write(bool v) { return v; }
+// A value JSON holds as it is.
+template <class T, Kind K>
+struct PlainCodec {
+  static constexpr Kind kind = K;
+  static T read(const json& v, const Where&) { return v.get<T>(); }
+  static json write(const T& v) { return v; }
 };
 template <>
-struct Codec<int> {
-  static constexpr Kind kind = Kind::Int;
-  static int read(const json& v, const Where&) { return v.get<int>(); }
-  static json write(int v) { return v; }
-};
+struct Codec<bool> : PlainCodec<bool, Kind::Bool> {};
 template <>
-struct Codec<int64_t> {
-  static constexpr Kind kind = Kind::Int;
-  static int64_t read(const json& v, const Where&) { return v.get<int64_t>(); }
-  static json write(int64_t v) { return v; }
-};
+struct Codec<int> : PlainCodec<int, Kind::Int> {};
 template <>
-struct Codec<double> {
-  static constexpr Kind kind = Kind::Number;
-  static double read(const json& v, const Where&) { return v.get<double>(); }
-  static json write(double v) { return v; }
-};
+struct Codec<int64_t> : PlainCodec<int64_t, Kind::Int> {};
 template <>
-struct Codec<std::string> {
-  static constexpr Kind kind = Kind::String;
-  static std::string read(const json& v, const Where&) { return v.get<std::string>(); }
-  static json write(const std::string& v) { return v; }
-};
+struct Codec<double> : PlainCodec<double, Kind::Number> {};
+template <>
+struct Codec<std::string> : PlainCodec<std::string, Kind::String> {};
+template <>
+struct Codec<std::vector<int>> : PlainCodec<std::vector<int>, Kind::IntList> {};
 template <>
 struct Codec<std::filesystem::path> {
   static constexpr Kind kind = Kind::Path;
@@ -62,12 +51,6 @@ struct Codec<std::vector<double>> {
   static constexpr Kind kind = Kind::NumberList;
   static std::vector<double> read(const json& v, const Where&) { return v.get<std::vector<double>>(); }
   static json write(const std::vector<double>& v) { return v.empty() ? json(nullptr) : json(v); }  // empty: unset
-};
-template <>
-struct Codec<std::vector<int>> {
-  static constexpr Kind kind = Kind::IntList;
-  static std::vector<int> read(const json& v, const Where&) { return v.get<std::vector<int>>(); }
-  static json write(const std::vector<int>& v) { return v; }
 };
 template <class T>
 struct Codec<std::optional<T>> {

@@ -40,19 +40,10 @@ namespace solver_impl {
 
 inline int num_steps(const Grid& grid) { return static_cast<int>(grid.size()) - 1; }
 
-Tensor euler(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor heun(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor dpm2(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor dpmpp2m(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor dpmpp3m(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor ipndm_v(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-
-Tensor amed(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor amed_euler(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor amed_dpm2(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor amed_ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
-Tensor amed_dpmpp2m(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+// The solvers of the registry, each a SolverFn.
+using SolverBody = Tensor(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
+SolverBody euler, heun, dpm2, dpmpp2m, dpmpp3m, ipndm, ipndm_v;
+SolverBody amed, amed_euler, amed_dpm2, amed_ipndm, amed_dpmpp2m;
 
 // Fixed-step Adams–Bashforth weights of order 1-4 (newest d first).
 const std::vector<double>& ipndm_weights(int order);

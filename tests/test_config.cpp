@@ -122,6 +122,46 @@ TEST(ConfigDefaults, ResolvedJsonHoldsTheFilledDefaults) {
   EXPECT_FALSE(j["output"].contains("dir"));
 }
 
+// The one table: every key has a one-line doc, and a key with a default writes it into the
+// run identity of a config that does not give it.
+TEST(ConfigKeys, EveryKeyHasADocAndItsDefaultIsTheIdentitys) {
+  TempDir tmp;
+  const Config c = load_config(write_text(tmp.path / "cfg.json", R"({"model": {"path": "m.pt"}})"));
+  const json j = to_json(c);
+  size_t keys = 0;
+  for (const diffode::KeyInfo& section : diffode::config_keys()) {
+    EXPECT_FALSE(section.doc.empty()) << section.key;
+    for (const diffode::KeyInfo& k : section.children) {
+      ++keys;
+      EXPECT_FALSE(k.doc.empty()) << section.key << "." << k.key;
+      if (!k.def.is_null() && j.contains(section.key)) {
+        EXPECT_EQ(j[section.key][k.key], k.def) << section.key << "." << k.key;
+      }
+    }
+  }
+  EXPECT_GT(keys, 40u);
+  EXPECT_EQ(j["solver"]["name"], "heun");
+  EXPECT_EQ(j["distill"]["teacher"], "heun");
+  EXPECT_FALSE(j.contains("compare"));
+}
+
+// A config read from its own identity is the same config (what merge does with a shard record).
+TEST(ConfigKeys, ToJsonReadsBackToTheSameIdentity) {
+  TempDir tmp;
+  const Config c = load_config(write_text(tmp.path / "cfg.json", R"({"model": {"path": "m.pt", "sigma_max": 80},
+      "solver": {"name": "ipndm", "nfe": 5, "afs": false, "max_order": 3},
+      "schedule": {"name": "custom", "sigmas": [80, 1, 0]}, "sampling": {"labels": [1, 2], "guidance": 2},
+      "compare": {"solvers": [{"name": "euler", "label": "e"}, {"name": "amed", "predictor": "p-{nfe}.pt"}],
+                  "nfe": [3, 5]}})"));
+  const json j = to_json(c);
+  EXPECT_EQ(to_json(parse_config(j, "again", "/")), j);
+  EXPECT_EQ(j["compare"]["solvers"][0]["label"], "e");
+  EXPECT_FALSE(j["compare"]["solvers"][1].contains("label"));
+  EXPECT_EQ(j["compare"]["solvers"][1]["predictor"], (tmp.path / "p-{nfe}.pt").string());
+  EXPECT_EQ(j["sampling"]["labels"], json::parse("[1, 2]"));
+  EXPECT_EQ(j["model"]["sigma_max"], 80);
+}
+
 TEST(ConfigDefaults, NfeGivenLeavesStepsUnset) {
   TempDir tmp;
   const fs::path file = write_text(tmp.path / "cfg.json", R"({"model": {"path": "m.pt"}, "solver": {"nfe": 7}})");

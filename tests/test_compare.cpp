@@ -1,10 +1,11 @@
 // `diffode compare` end to end: its numbers against sample runs and the cached reference
 // computed here, error falling at the solver's order on the Gaussian model, the NFE rule
 // for unreachable targets, the outputs (table, CSV, JSON, labelled grid, PLplot figure),
-// the cache, and every bad compare section (exit 2).
+// the cache, and every bad compare section (exit 2); a row's JSON for each of its states.
 #include <cmath>
 #include <functional>
 
+#include "diffode/compare.hpp"
 #include "diffode/io.hpp"
 #include "test_cli_util.hpp"
 
@@ -130,15 +131,25 @@ TEST(Compare, AnUnreachableNfeUsesTheLargestReachableOneBelowIt) {
   CompareDir d;
   json j = exact_compare_config();
   j["compare"]["solvers"] = {{{"name", "heun"}, {"afs", false}}};  // 2N: odd NFEs are out of reach
-  j["compare"]["nfe"] = {5, 6};
+  j["compare"]["nfe"] = {5, 6, 1};                                // ... and no NFE reaches 1
   const CliResult r = run_cli("compare -c " + q(write_json(d.tmp.path / "h.json", j)) + " -o " + q(d.tmp.path / "out"));
   ASSERT_EQ(r.code, 0) << r.output;
   const json cells = json::parse(read_file(d.tmp.path / "out" / "compare.json"))["cells"];
+  ASSERT_EQ(cells.size(), 3u);
   EXPECT_EQ(cells[0]["target_nfe"], 5);
   EXPECT_EQ(cells[0]["nfe"], 4);
   EXPECT_EQ(cells[0]["note"], "NFE 5 is not reachable");
   EXPECT_EQ(cells[1]["nfe"], 6);
+  EXPECT_FALSE(cells[1].contains("note"));
+  EXPECT_TRUE(cells[2]["nfe"].is_null());
+  EXPECT_TRUE(cells[2]["time_s"].is_null());
+  EXPECT_FALSE(cells[2]["note"].get<std::string>().empty());
   EXPECT_TRUE(Contains(r.output, "| heun | 4 (of 5) |"));
+  EXPECT_TRUE(Contains(r.output, "| heun | – | – | – | – | – |"));  // the unreachable cell
+  // The summary: the fallback's NFE beside its RMSE, none for the unreachable target.
+  EXPECT_TRUE(Contains(r.output, "| solver | RMSE @5 | RMSE @6 | RMSE @1 |\n|---|---:|---:|---:|\n| heun | "));
+  EXPECT_TRUE(Contains(r.output, " (NFE 4) | "));
+  EXPECT_TRUE(Contains(r.output, " | – |\n\nEvery cell:"));
 }
 
 // A cell whose model output is NaN (nan_at_sigma.pt: only at σ₁ of the 3-step grid) is
@@ -161,6 +172,7 @@ TEST(Compare, ACellThatDivergesIsRecordedAndTheOthersRun) {
   EXPECT_EQ(cells[1]["nfe"], 5);
   EXPECT_GT(cells[1]["rmse"].get<double>(), 0.0);
   EXPECT_TRUE(Contains(r.output, "| euler | 3 | diverged |"));
+  EXPECT_TRUE(Contains(r.output, "| euler | diverged | "));  // the summary
   EXPECT_TRUE(Contains(read_file(out / "compare.csv"), ",\"diverged: model"));
   EXPECT_FALSE(fs::exists(out / "cells" / "0-euler@3.json"));  // not kept: a re-run tries again
   EXPECT_TRUE(fs::exists(out / "error_vs_nfe.svg"));
@@ -203,6 +215,43 @@ TEST(Compare, LabelsThatLookAlikeOnDiskKeepTheirOwnCells) {
   const std::string csv = read_file(d.tmp.path / "out" / "compare.csv");
   EXPECT_TRUE(Contains(csv, "\na b,euler,4,"));
   EXPECT_TRUE(Contains(csv, "\na_b,dpmpp2m,4,"));
+}
+
+// compare.json's rows as written before rows were typed: every field, null when unset; the
+// note only when there is one or the row was not measured; the predictor only when set.
+TEST(CompareRow, ItsJsonHasTheKeysAndNullsOfEachState) {
+  using diffode::CompareRow;
+  CompareRow unreachable;
+  unreachable.label = "heun";
+  unreachable.target_nfe = 1;
+  unreachable.status = CompareRow::Status::unreachable;
+  unreachable.note = "solver.nfe 1 is not reachable";
+  EXPECT_EQ(diffode::to_json(unreachable).dump(),
+            R"({"afs":null,"frechet_distance":null,"label":"heun","max_err":null,"nfe":null,)"
+            R"("note":"solver.nfe 1 is not reachable","psnr":null,"rmse":null,"solver":null,"steps":null,)"
+            R"("target_nfe":1,"time_s":null})");
+
+  CompareRow sampled = unreachable;
+  sampled.status = CompareRow::Status::diverged;
+  sampled.solver = "amed";
+  sampled.nfe = 1;
+  sampled.steps = 1;
+  sampled.afs = true;
+  sampled.time_s = 0.5;
+  sampled.note = "diverged: model returned NaN or Inf";
+  EXPECT_EQ(diffode::to_json(sampled).dump(),
+            R"({"afs":true,"frechet_distance":null,"label":"heun","max_err":null,"nfe":1,)"
+            R"("note":"diverged: model returned NaN or Inf","psnr":null,"rmse":null,"solver":"amed","steps":1,)"
+            R"("target_nfe":1,"time_s":0.5})");
+
+  sampled.status = CompareRow::Status::ok;
+  sampled.note.clear();
+  sampled.rmse = 0.25;
+  sampled.max_err = 1.5;
+  sampled.predictor = "p-1.pt";
+  EXPECT_EQ(diffode::to_json(sampled).dump(),
+            R"({"afs":true,"frechet_distance":null,"label":"heun","max_err":1.5,"nfe":1,"predictor":"p-1.pt",)"
+            R"("psnr":null,"rmse":0.25,"solver":"amed","steps":1,"target_nfe":1,"time_s":0.5})");
 }
 
 TEST(Compare, AReferenceThatHasNotConvergedIsRefused) {

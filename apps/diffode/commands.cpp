@@ -8,9 +8,11 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "diffode/amed.hpp"
+#include "diffode/compare.hpp"
 #include "diffode/distill.hpp"
 #include "diffode/config.hpp"
 #include "diffode/error.hpp"
@@ -21,6 +23,8 @@
 #include "diffode/sampler.hpp"
 #include "diffode/schedule.hpp"
 #include "diffode/solver.hpp"
+#include "markdown.hpp"
+#include "shard_env.hpp"
 
 namespace diffode::cli {
 
@@ -71,9 +75,16 @@ std::string num(double v) {
 
 namespace {
 
-// Runs one config, or a batch (several configs, or a sweep) with an index; prints the output
-// directory (and, for a comparison, its table).
-int run_configs(const SampleArgs& args, const RunFn& run, bool print_table) {
+// One run of a command: its record (for a batch's index) and the tables it prints ("" none).
+struct RunOutcome {
+  nlohmann::json record;
+  std::string tables;
+};
+using CommandRun = std::function<RunOutcome(const Config&, const fs::path&, const RunOptions&)>;
+
+// Runs one config, or a batch (several configs, or a sweep) with an index; prints each run's
+// tables (in a batch under the run's name) and the output directory.
+int run_configs(const SampleArgs& args, const CommandRun& run) {
   const std::vector<NamedConfig> runs = load_run_set(args.configs, args.sets);
   RunOptions opt;
   opt.resume = args.resume;
@@ -89,15 +100,15 @@ int run_configs(const SampleArgs& args, const RunFn& run, bool print_table) {
   Progress progress;
   opt.progress = std::ref(progress);
   if (runs.size() == 1 && runs.front().sweep.empty()) {
-    const nlohmann::json result = run(first, out_dir, opt);
-    if (print_table) std::cout << compare_markdown(result) << "\n";
+    const RunOutcome outcome = run(first, out_dir, opt);
+    if (!outcome.tables.empty()) std::cout << outcome.tables << "\n";
     std::cout << (opt.shard.count > 1 ? out_dir / shard_dir_name(opt.shard) : out_dir).string() << "\n";
     return 0;
   }
-  const nlohmann::json index = run_batch(runs, out_dir, [&](const Config& cfg, const fs::path& dir, const RunOptions& o) {
-    nlohmann::json result = run(cfg, dir, o);
-    if (print_table) std::cout << "## " << dir.filename().string() << "\n\n" << compare_markdown(result) << "\n";
-    return result;
+  run_batch(runs, out_dir, [&](const Config& cfg, const fs::path& dir, const RunOptions& o) {
+    RunOutcome outcome = run(cfg, dir, o);
+    if (!outcome.tables.empty()) std::cout << "## " << dir.filename().string() << "\n\n" << outcome.tables << "\n";
+    return std::move(outcome.record);
   }, opt);
   std::cout << out_dir.string() << "\n";
   return 0;
@@ -105,9 +116,18 @@ int run_configs(const SampleArgs& args, const RunFn& run, bool print_table) {
 
 }  // namespace
 
-int cmd_sample(const SampleArgs& args) { return run_configs(args, run_sample, false); }
+int cmd_sample(const SampleArgs& args) {
+  return run_configs(args, [](const Config& cfg, const fs::path& dir, const RunOptions& o) {
+    return RunOutcome{run_sample(cfg, dir, o), ""};
+  });
+}
 
-int cmd_compare(const SampleArgs& args) { return run_configs(args, run_compare, true); }
+int cmd_compare(const SampleArgs& args) {
+  return run_configs(args, [](const Config& cfg, const fs::path& dir, const RunOptions& o) {
+    const CompareResult result = run_compare(cfg, dir, o);
+    return RunOutcome{to_json(result), compare_markdown(result)};
+  });
+}
 
 int cmd_merge(const std::vector<fs::path>& dirs, const std::optional<fs::path>& out) {
   if (!out && dirs.size() == 1 && fs::is_directory(dirs[0]) && !fs::exists(dirs[0] / "shard.json") &&

@@ -1,7 +1,7 @@
 #pragma once
 // Runs with outputs on disk (DESIGN.md §8): `sample` (batches streamed to disk, resumable,
-// sharded by seed, merged bit for bit), `compare` (solvers × NFE against a cached
-// reference) and batch runs of several configs or a sweep, with an index.
+// sharded by seed, merged bit for bit) and batch runs of several configs or a sweep, with
+// an index. `compare` (solvers × NFE against a cached reference) is in compare.hpp.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -21,10 +21,6 @@ struct Shard {
   int index = 0;
   int count = 1;
 };
-// "i/n" (0 <= i < n); "auto": Slurm's SLURM_ARRAY_TASK_ID (less SLURM_ARRAY_TASK_MIN) of
-// SLURM_ARRAY_TASK_COUNT; "auto/n": JOB_COMPLETION_INDEX (Kubernetes), else
-// SLURM_ARRAY_TASK_ID, of n. InputError naming what is missing or wrong.
-Shard parse_shard(const std::string& text);
 // The folder of shard i of n inside a run directory: "shard-<i>-of-<n>".
 std::string shard_dir_name(const Shard& shard);
 // The shard folders (shard-*) directly inside `dir`, sorted; none when it holds none.
@@ -49,16 +45,9 @@ nlohmann::json run_sample(const Config& cfg, const std::filesystem::path& out_di
 // what is missing, incomplete or from another config.
 nlohmann::json merge_shards(const std::vector<std::filesystem::path>& dirs, const std::filesystem::path& out_dir);
 
-// `diffode compare`: each compare.solvers × compare.nfe cell sampled on the same seeds and
-// measured against a reference solution (cached by model, seeds and reference settings;
-// refused when it moves more than its tolerance from half as many steps). Writes
-// compare.json, compare.csv, compare_grid.png, error_vs_nfe.svg/.png; returns compare.json.
-nlohmann::json run_compare(const Config& cfg, const std::filesystem::path& out_dir, const RunOptions& opt = {});
-// The comparison as a markdown table.
-std::string compare_markdown(const nlohmann::json& compare);
-
 // Several runs (configs or sweep points): each into root/<name>, with index.csv and
-// index.json in root updated after every run. `run` is run_sample or run_compare.
+// index.json in root updated after every run. `run` is run_sample, or run_compare with its
+// result as JSON (compare.json).
 using RunFn = std::function<nlohmann::json(const Config&, const std::filesystem::path&, const RunOptions&)>;
 nlohmann::json run_batch(const std::vector<NamedConfig>& runs, const std::filesystem::path& root, const RunFn& run,
                          const RunOptions& opt);

@@ -32,11 +32,12 @@ struct GaussFixture {
     const double f = std::sqrt((s * s + g.back() * g.back()) / (s * s + g.front() * g.front()));
     return mu + (g.front() * eps - mu) * f;
   }
-  double error(const std::string& solver, int steps, const std::string& schedule_name = "polynomial") {
+  double error(const std::string& solver, int steps, const std::string& schedule_name = "polynomial",
+               int max_order = 0) {
     const Grid g = make_grid(schedule(schedule_name), steps, range);
     ModelDenoiser den(model, at::kDouble);
     const FixedStep midpoint;  // the AMED solvers with r = ½, c = a = 1 (their untrained state)
-    const Tensor x = integrate(find_solver(solver), den, eps, g, {false, 0, &midpoint}, false);
+    const Tensor x = integrate(find_solver(solver), den, eps, g, {false, max_order, &midpoint}, false);
     return (x - exact(g)).pow(2).mean().sqrt().item<double>();
   }
 };
@@ -47,8 +48,9 @@ GaussFixture& gauss() {
 }
 
 // Observed order from the errors at N and 2N steps.
-double observed_order(const std::string& solver, int n, const std::string& schedule = "polynomial") {
-  return std::log2(gauss().error(solver, n, schedule) / gauss().error(solver, 2 * n, schedule));
+double observed_order(const std::string& solver, int n, const std::string& schedule = "polynomial",
+                      int max_order = 0) {
+  return std::log2(gauss().error(solver, n, schedule, max_order) / gauss().error(solver, 2 * n, schedule, max_order));
 }
 
 }  // namespace
@@ -71,6 +73,22 @@ TEST(Convergence, DpmSolverPlusPlus3mIsThirdOrder) {
   const double p = observed_order("dpmpp3m", 64);
   EXPECT_GT(p, 2.7);
   EXPECT_LT(p, 3.5);
+}
+
+// UniPC's corrector raises the order by one (Zhao et al. 2023, §3.1: UniC-p after UniP-p has
+// order p + 1): measured with max_order 3 / 2 / 1 on the polynomial grid, N = 32 → 64: 4.00 /
+// 3.19 / 2.13 with B(h) = h, 4.00 / 3.04 / 1.95 with B(h) = e^h − 1; N = 128 → 256: 4.01 / 3.04 /
+// 2.04 and 4.01 / 3.01 / 2.00 (logsnr grid: 3.86 / 3.03 / 2.04 there, 3.99 for max_order 3 at
+// N = 512 → 1024).
+TEST(Convergence, UniPcIsOneOrderAboveItsMaxOrder) {
+  for (const char* name : {"unipc_bh1", "unipc_bh2"}) {
+    for (int max_order : {1, 2, 3}) {
+      const double p = observed_order(name, 32, "polynomial", max_order);
+      EXPECT_GT(p, max_order + 0.8) << name << " max_order " << max_order;
+      EXPECT_LT(p, max_order + 1.5) << name << " max_order " << max_order;
+    }
+    EXPECT_NEAR(observed_order(name, 32), observed_order(name, 32, "polynomial", 3), 1e-12) << name;  // default 3
+  }
 }
 
 // iPNDM_v's variable-step weights keep Adams–Bashforth's order on the polynomial grid.
@@ -109,6 +127,43 @@ TEST(AdamsBashforth, VariableWeightsIntegrateCubicsExactly) {
   EXPECT_NEAR(quad, F(next) - F(past[0]), 1e-12);
 }
 
+// UniPC's step is exact when D is a polynomial of degree K in λ (K = the number of differences,
+// ≥ 2): ∫_0^h e^{−(h−u)} q(u) du = (1 − e^{−h}) q(0) + Σ_k w_k (q(r_k h) − q(0)) / r_k, the left
+// side by Simpson's rule. UniP-3 has r = two earlier points; UniC-3 adds the new one, r = 1.
+TEST(UniPc, WeightsIntegratePolynomialsOfTheirDegreeExactly) {
+  const double h = 0.7;
+  const std::vector<std::vector<double>> nodes = {{-0.8, -1.9}, {-0.8, 1.0}, {-0.8, -1.9, 1.0}};
+  for (const auto& r : nodes)
+    for (auto b : {solver_impl::UniPcB::bh1, solver_impl::UniPcB::bh2}) {
+      const auto w = solver_impl::unipc_weights(r, h, b);
+      for (size_t degree = 0; degree <= r.size(); ++degree) {
+        auto q = [degree](double u) { return std::pow(u - 0.3, static_cast<double>(degree)); };
+        const int m = 2000;
+        double exact = 0;
+        for (int j = 0; j <= m; ++j) {
+          const double u = h * j / m, f = std::exp(-(h - u)) * q(u);
+          exact += f * (j == 0 || j == m ? 1 : (j % 2 ? 4 : 2)) * h / (3 * m);
+        }
+        double step = -std::expm1(-h) * q(0);
+        for (size_t k = 0; k < r.size(); ++k) step += w[k] * (q(r[k] * h) - q(0)) / r[k];
+        EXPECT_NEAR(step, exact, 1e-12) << r.size() << " nodes, degree " << degree;
+      }
+    }
+}
+
+// With one difference a_1 = ½ and w = B(h)/2: UniP-2 with B(h) = e^h − 1 is DPM-Solver++(2M).
+TEST(UniPc, UniP2WithExpm1IsDpmSolverPlusPlus2m) {
+  const double t_prev = 3.0, t_cur = 1.7, t_next = 0.9;
+  const double h = std::log(t_cur / t_next), h_prev = std::log(t_prev / t_cur);
+  const Tensor x = at::randn({4}, at::kDouble), m0 = at::randn({4}, at::kDouble), m1 = at::randn({4}, at::kDouble);
+  const double r = -h_prev / h;
+  const double w = solver_impl::unipc_weights({r}, h, solver_impl::UniPcB::bh2)[0];
+  const Tensor unip = solver_impl::dpmpp_step(x, m0, Tensor(), t_cur, t_next, 0.0, 1) + (m1 - m0) * (w / r);
+  const Tensor dpmpp = solver_impl::dpmpp_step(x, m0, m1, t_cur, t_next, h_prev, 2);
+  EXPECT_LT((unip - dpmpp).abs().max().item<double>(), 1e-14);
+  EXPECT_NEAR(solver_impl::unipc_weights({1.0}, h, solver_impl::UniPcB::bh1)[0], h / 2, 1e-15);  // UniC-1, B(h) = h
+}
+
 namespace {
 Grid poly_grid(int n, double smin = 0.002) {
   return make_grid(schedule("polynomial"), n, {smin, 80.0, gauss().model.meta().process});
@@ -125,6 +180,19 @@ TEST(Nfe, CountsFollowTheRules) {
   from_inf[0] = INFINITY;  // flow from t = 1: a DDIM first step, then the solver
   EXPECT_EQ(count_nfe(find_solver("heun"), from_inf, {}, false), 1 + 18);
   EXPECT_EQ(count_nfe(find_solver("heun"), from_inf, {true, 0}, false), 18);
+}
+
+// The corrector reuses the next step's D: N evaluations for N steps (the last step is not
+// corrected; into σ = 0 the loop's x = D is the N-th), one less with AFS, for every max_order.
+TEST(Nfe, UniPcCorrectorCostsNoEvaluation) {
+  for (const char* name : {"unipc_bh1", "unipc_bh2"})
+    for (int n : {1, 2, 5, 12})
+      for (int max_order : {1, 2, 3}) {
+        const auto& s = find_solver(name);
+        EXPECT_EQ(count_nfe(s, poly_grid(n), {false, max_order}, false), n) << name << " " << n;
+        EXPECT_EQ(count_nfe(s, poly_grid(n, 0.0), {false, max_order}, false), n) << name << " " << n;
+        EXPECT_EQ(count_nfe(s, poly_grid(n), {true, max_order}, false), n - 1) << name << " " << n;
+      }
 }
 
 TEST(Nfe, TargetPicksStepsAndAfs) {
@@ -172,5 +240,3 @@ TEST(Solvers, IpndmVEqualsIpndmOnAUniformGrid) {
   const Tensor xb = integrate(find_solver("ipndm_v"), b, gauss().eps, g, {}, false);
   EXPECT_LT((xa - xb).abs().max().item<double>(), 1e-12);
 }
-
-

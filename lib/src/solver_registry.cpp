@@ -68,6 +68,11 @@ const std::vector<SolverInfo>& solvers() {
           .to_zero(ToZero::denoised),
       Row("dpmpp3m", dpmpp3m).about("DPM-Solver++(3M), data prediction, multistep (Lu et al. 2022)").order(3)
           .to_zero(ToZero::denoised),
+      Row("unipc_bh1", unipc_bh1)
+          .about("UniPC: UniP predictor + UniC corrector, data prediction, B(h) = h (Zhao et al. 2023)")
+          .order(4).max_order(3).to_zero(ToZero::denoised),
+      Row("unipc_bh2", unipc_bh2).about("UniPC with B(h) = e^h - 1 (Zhao et al. 2023)")
+          .order(4).max_order(3).to_zero(ToZero::denoised),
       Row("ipndm", ipndm).about("iPNDM, fixed Adams-Bashforth on d, order <= max_order (Zhang & Chen 2022)")
           .order(4).max_order(4),
       Row("ipndm_v", ipndm_v).about("iPNDM with variable-step Adams-Bashforth weights (Zhang & Chen 2022)")

@@ -44,6 +44,7 @@ inline int num_steps(const Grid& grid) { return static_cast<int>(grid.size()) - 
 using SolverBody = Tensor(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step);
 SolverBody euler, heun, dpm2, dpmpp2m, dpmpp3m, ipndm, ipndm_v;
 SolverBody amed, amed_euler, amed_dpm2, amed_ipndm, amed_dpmpp2m;
+SolverBody unipc_bh1, unipc_bh2;
 
 // Fixed-step Adams–Bashforth weights of order 1-4 (newest d first).
 const std::vector<double>& ipndm_weights(int order);
@@ -57,6 +58,14 @@ int dpmpp_step_order(int i, int n, int max_order, double t_next);
 template <class T>
 Tensor dpmpp_step(const Tensor& x, const Tensor& m0, const Tensor& m_prev, const T& t_cur, const T& t_next,
                   const T& h_prev, int order);
+
+// UniPC's B(h) (Zhao et al. 2023): B_1(h) = h or B_2(h) = e^h − 1 (in data prediction taken at
+// −h: the weights below carry h or 1 − e^{−h}).
+enum class UniPcB { bh1, bh2 };
+// UniPC's weights w_k of D_k / r_k, D_k = m(λ_i + r_k h) − m_i, added to the first-order step
+// over h = λ_{i+1} − λ_i in data prediction: UniP's r are the earlier points' (λ_k − λ_i)/h;
+// UniC's end with the new point, r = 1. One r: B(h)/2; more: the order conditions solved.
+std::vector<double> unipc_weights(const std::vector<double>& r, double h, UniPcB b);
 
 // Variable-step Adams–Bashforth weights: w_j such that ∫_{σ_i}^{σ_{i+1}} d ≈ h Σ_j w_j d_{i-j},
 // from the nodes past[j] = σ_{i-j} (past[0] = σ_i) and the step to `next` = σ_{i+1}.

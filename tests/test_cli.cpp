@@ -78,6 +78,7 @@ TEST(CliBasics, SchedulesListsEveryScheduleAndExitsZero) {
   const CliResult r = run_cli("schedules");
   EXPECT_EQ(r.code, 0) << r.output;
   for (const auto& name : diffode::schedule_names()) EXPECT_TRUE(Contains(r.output, name));
+  EXPECT_TRUE(Contains(r.output, "beta_min,beta_max"));  // vp_time's params
 }
 
 TEST(CliBasics, UnknownSubcommandIsBadInput) {
@@ -312,6 +313,36 @@ TEST(CliSample, ModelWithoutMetadataWorksWithOverrides) {
   const json run = json::parse(read_file(tmp.path / "out" / "manifest.json"))["run"];
   EXPECT_EQ(run["model"]["metadata"]["prediction"], "x0");
   EXPECT_EQ(run["model"]["metadata"]["sample_shape"], json::parse("[3, 8, 8]"));
+}
+
+TEST(CliSample, VpTimeScheduleSamplesAnyModelAndRecordsItsBetas) {
+  TempDir tmp;
+  json j = gauss_config();  // edm, sigma in [0.002, 80]
+  j["schedule"] = {{"name", "vp_time"}, {"beta_max", 19.9}};
+  const CliResult r = run_cli("sample -c " + q(write_json(tmp.path / "c.json", j)) + " -o " + q(tmp.path / "edm"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json run = json::parse(read_file(tmp.path / "edm" / "manifest.json"))["run"];
+  EXPECT_EQ(run["config"]["schedule"], json::parse(R"({"name": "vp_time", "beta_min": 0.1, "beta_max": 19.9,
+                                                      "denoise_to_zero": false})"));
+  EXPECT_EQ(run["schedule"]["beta_min"], 0.1);
+  EXPECT_EQ(run["schedule"]["beta_max"], 19.9);
+  const json& sigmas = run["schedule"]["sigmas"];
+  ASSERT_EQ(sigmas.size(), 5u);
+  EXPECT_EQ(sigmas.front(), 80.0);
+  EXPECT_EQ(sigmas.back(), 0.002);
+
+  // A flow model from t = 1 (sigma_max inf) is told what to set; with it, the grid runs to sigma 0.
+  j["model"] = {{"path", model_path("gauss/flow_velocity.pt").string()}, {"sigma_min", 0}, {"sigma_max", "inf"}};
+  const fs::path flow = write_json(tmp.path / "flow.json", j);
+  const CliResult inf = run_cli("sample -c " + q(flow) + " -o " + q(tmp.path / "inf"));
+  EXPECT_EQ(inf.code, 2) << inf.output;
+  EXPECT_TRUE(Contains(inf.output, "schedule 'vp_time' needs a finite sigma_max")) << inf.output;
+  EXPECT_TRUE(Contains(inf.output, "set model.sigma_max")) << inf.output;
+  const CliResult ok = run_cli("sample -c " + q(flow) + " --set model.sigma_max=80 -o " + q(tmp.path / "flow"));
+  ASSERT_EQ(ok.code, 0) << ok.output;
+  const json flow_sigmas = json::parse(read_file(tmp.path / "flow" / "manifest.json"))["run"]["schedule"]["sigmas"];
+  EXPECT_EQ(flow_sigmas.front(), 80.0);
+  EXPECT_EQ(flow_sigmas.back(), 0.0);
 }
 
 // ---------------------------------------------------------------- bad input: exit 2, clear message, no files

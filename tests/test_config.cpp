@@ -122,6 +122,7 @@ TEST(ConfigDefaults, ResolvedJsonHoldsTheFilledDefaults) {
   EXPECT_FALSE(j["output"].contains("dir"));
 }
 
+<<<<<<< HEAD
 // The one table: every key has a one-line doc, and a key with a default writes it into the
 // run identity of a config that does not give it.
 TEST(ConfigKeys, EveryKeyHasADocAndItsDefaultIsTheIdentitys) {
@@ -160,6 +161,38 @@ TEST(ConfigKeys, ToJsonReadsBackToTheSameIdentity) {
   EXPECT_EQ(j["compare"]["solvers"][1]["predictor"], (tmp.path / "p-{nfe}.pt").string());
   EXPECT_EQ(j["sampling"]["labels"], json::parse("[1, 2]"));
   EXPECT_EQ(j["model"]["sigma_max"], 80);
+=======
+TEST(ConfigDefaults, VpTimeBetasAreReadDefaultedAndWrittenOnlyForIt) {
+  const Config given = parse_config(
+      json::parse(R"({"model": {"path": "/m.pt"}, "schedule": {"name": "vp_time", "beta_min": 0.5, "beta_max": 12}})"),
+      "inline", "/");
+  EXPECT_EQ(given.schedule.schedule->name, "vp_time");
+  EXPECT_EQ(given.schedule.beta_min, 0.5);
+  EXPECT_EQ(given.schedule.beta_max, 12.0);
+  const json written = to_json(given);
+  EXPECT_EQ(written["schedule"]["beta_min"], 0.5);
+  EXPECT_EQ(written["schedule"]["beta_max"], 12.0);
+  // The written config reads back (the run identity a merge parses).
+  EXPECT_EQ(to_json(parse_config(written, "inline", "/")), written);
+
+  const Config defaults =
+      parse_config(json::parse(R"({"model": {"path": "/m.pt"}, "schedule": {"name": "vp_time"}})"), "inline", "/");
+  EXPECT_EQ(defaults.schedule.beta_min, 0.1);
+  EXPECT_EQ(defaults.schedule.beta_max, 20.0);
+  EXPECT_EQ(to_json(defaults)["schedule"]["beta_min"], 0.1);
+  EXPECT_EQ(to_json(defaults)["schedule"]["beta_max"], 20.0);
+  // --set reaches them.
+  EXPECT_EQ(parse_config(json::parse(R"({"model": {"path": "/m.pt"}})"), "inline", "/",
+                         {"schedule.name=vp_time", "schedule.beta_max=8"})
+                .schedule.beta_max,
+            8.0);
+
+  // Another schedule's identity has no beta (nor a refused default when read back).
+  const json poly = to_json(parse_config(json::parse(R"({"model": {"path": "/m.pt"}})"), "inline", "/"));
+  EXPECT_FALSE(poly["schedule"].contains("beta_min"));
+  EXPECT_FALSE(poly["schedule"].contains("beta_max"));
+  EXPECT_EQ(to_json(parse_config(poly, "inline", "/")), poly);
+>>>>>>> vpgrid
 }
 
 TEST(ConfigDefaults, NfeGivenLeavesStepsUnset) {
@@ -554,6 +587,38 @@ TEST_F(ConfigErrors, SigmasOnPolynomial) {
   const std::string msg = error_for(with("schedule", {{"name", "polynomial"}, {"sigmas", {2, 1}}}));
   EXPECT_TRUE(Contains(msg, "/schedule/sigmas"));
   EXPECT_TRUE(Contains(msg, "takes no 'sigmas'"));
+}
+
+TEST_F(ConfigErrors, BetasOnOtherSchedules) {
+  for (const char* name : {"polynomial", "logsnr", "time_uniform", "custom"})
+    for (const char* beta : {"beta_min", "beta_max"}) {
+      json schedule = {{"name", name}, {beta, 1}};
+      if (std::string(name) == "custom") schedule["sigmas"] = {2, 1};
+      const std::string msg = error_for(with("schedule", schedule));
+      EXPECT_TRUE(Contains(msg, file().string()));
+      EXPECT_TRUE(Contains(msg, std::string("/schedule/") + beta));
+      EXPECT_TRUE(Contains(msg, std::string("schedule '") + name + "' takes no '" + beta + "'"));
+    }
+  // ... and rho on vp_time.
+  EXPECT_TRUE(Contains(error_for(with("schedule", {{"name", "vp_time"}, {"rho", 7}})), "takes no 'rho'"));
+}
+
+TEST_F(ConfigErrors, BetasMustBePositiveAndIncreasing) {
+  const std::string zero = error_for(with("schedule", {{"name", "vp_time"}, {"beta_min", 0}}));
+  EXPECT_TRUE(Contains(zero, "/schedule/beta_min"));
+  EXPECT_TRUE(Contains(zero, "must be > 0, got 0"));
+  const std::string negative = error_for(with("schedule", {{"name", "vp_time"}, {"beta_max", -1}}));
+  EXPECT_TRUE(Contains(negative, "/schedule/beta_max"));
+  EXPECT_TRUE(Contains(negative, "must be > 0, got -1"));
+  const std::string order = error_for(with("schedule", {{"name", "vp_time"}, {"beta_min", 5}, {"beta_max", 5}}));
+  EXPECT_TRUE(Contains(order, "/schedule/beta_max"));
+  EXPECT_TRUE(Contains(order, "beta_max must be > beta_min, got beta_min 5.0, beta_max 5.0"));
+  // A beta_min above the default beta_max is named at beta_min.
+  const std::string above = error_for(with("schedule", {{"name", "vp_time"}, {"beta_min", 30}}));
+  EXPECT_TRUE(Contains(above, "/schedule/beta_min"));
+  EXPECT_TRUE(Contains(above, "beta_max must be > beta_min, got beta_min 30.0, beta_max 20.0"));
+  const std::string type = error_for(with("schedule", {{"name", "vp_time"}, {"beta_min", "big"}}));
+  EXPECT_TRUE(Contains(type, "/schedule/beta_min"));
 }
 
 TEST_F(ConfigErrors, RhoMustBePositive) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -278,12 +279,18 @@ int cmd_solvers() {
 }
 
 int cmd_schedules() {
-  std::printf("%-13s %-8s %s\n", "name", "params", "sigma grid");
+  std::vector<std::string> params;
+  int width = static_cast<int>(std::strlen("params"));
   for (const auto& s : schedules()) {
-    std::string params;
-    for (const auto& p : s.params) params += (params.empty() ? "" : ",") + p;
-    std::printf("%-13s %-8s %s\n", s.name.c_str(), params.empty() ? "-" : params.c_str(), s.description.c_str());
+    std::string p;
+    for (const auto& k : s.params) p += (p.empty() ? "" : ",") + k;
+    params.push_back(p.empty() ? "-" : p);
+    width = std::max(width, static_cast<int>(params.back().size()));
   }
+  std::printf("%-13s %-*s %s\n", "name", width, "params", "sigma grid");
+  for (size_t i = 0; i < schedules().size(); ++i)
+    std::printf("%-13s %-*s %s\n", schedules()[i].name.c_str(), width, params[i].c_str(),
+                schedules()[i].description.c_str());
   return 0;
 }
 

@@ -138,6 +138,10 @@ json grid_json(const Grid& g) {
 json predictor_identity(const PredictorUse& use, const ScheduleSpec& schedule) {
   json sched = {{"name", schedule.schedule->name}};
   if (schedule.rho) sched["rho"] = *schedule.rho;
+  if (schedule.schedule->takes("beta_min")) {
+    sched["beta_min"] = schedule.beta_min;
+    sched["beta_max"] = schedule.beta_max;
+  }
   return {{"kind", "amed_predictor"},   {"model_sha256", use.model_sha256}, {"solver", use.solver},
           {"steps", use.steps},         {"afs", use.afs},                   {"schedule", sched},
           {"sigmas", grid_json(use.grid)}, {"feature_dim", use.feature_dim}};

@@ -127,12 +127,30 @@ const std::vector<Field<SolverConfig>>& solver_fields(bool with_steps) {
   return with_steps ? with : without;
 }
 
+// Whether `key` is a parameter of some schedule (ScheduleInfo::params).
+bool is_schedule_param(const std::string& key) {
+  const auto& all = schedules();
+  return std::any_of(all.begin(), all.end(), [&key](const ScheduleInfo& s) { return s.takes(key); });
+}
+
+// A schedule parameter's key: written back only for a schedule that takes it, so that a
+// default (beta_min, ...) is neither in another schedule's run identity nor refused there.
+Field<ScheduleConfig> schedule_param(Field<ScheduleConfig> f) {
+  f.write = [write = f.write, key = f.info.key](const ScheduleConfig& s, json& out) {
+    if (s.schedule->takes(key)) write(s, out);
+  };
+  return f;
+}
+
 const std::vector<Field<ScheduleConfig>>& schedule_fields() {
   using S = ScheduleConfig;
   static const std::vector<Field<S>> f = {
       key<S>("name", &S::schedule, "the sigma schedule (diffode schedules)"),
-      key<S>("rho", &S::rho, "polynomial, time_uniform: the exponent (unset: the schedule's default)"),
-      key<S>("sigmas", &S::sigmas, "custom: the decreasing sigma grid"),
+      schedule_param(key<S>("rho", &S::rho, "polynomial, time_uniform: the exponent (unset: the schedule's default)")),
+      schedule_param(key<S>("sigmas", &S::sigmas, "custom: the decreasing sigma grid")),
+      schedule_param(key<S>("beta_min", &S::beta_min, "vp_time: the VP process's beta at t = 0", positive())),
+      schedule_param(key<S>("beta_max", &S::beta_max, "vp_time: the VP process's beta at t = 1 (> beta_min)",
+                            positive())),
       key<S>("denoise_to_zero", &S::denoise_to_zero, "one more model call at sigma_min returning D (+1 NFE)"),
   };
   return f;
@@ -225,13 +243,17 @@ SolverConfig parse_solver(const json& obj, const Where& w, bool with_steps) {
 ScheduleConfig parse_schedule(const json& obj, const Where& w) {
   ScheduleConfig s = read_section(obj, schedule_fields(), w);
   const ScheduleInfo& info = *s.schedule;
-  auto takes = [&info](const char* p) {
-    return std::find(info.params.begin(), info.params.end(), p) != info.params.end();
-  };
-  for (const char* p : {"rho", "sigmas"})
-    if (obj.contains(p) && !takes(p)) w.at(p).fail("schedule '" + info.name + "' takes no '" + p + "'");
+  for (const auto& f : schedule_fields()) {
+    const std::string& p = f.info.key;
+    if (obj.contains(p) && is_schedule_param(p) && !info.takes(p))
+      w.at(p).fail("schedule '" + info.name + "' takes no '" + p + "'");
+  }
   if (s.rho && !(*s.rho > 0)) w.at("rho").fail("must be > 0, got " + obj["rho"].dump());
-  if (!takes("sigmas")) return s;
+  if (info.takes("beta_max") && !(s.beta_max > s.beta_min))
+    w.at(obj.contains("beta_max") ? "beta_max" : "beta_min")
+        .fail("beta_max must be > beta_min, got beta_min " + json(s.beta_min).dump() + ", beta_max " +
+              json(s.beta_max).dump());
+  if (!info.takes("sigmas")) return s;
   if (!obj.contains("sigmas")) w.at("sigmas").fail("schedule '" + info.name + "' needs a list of sigmas");
   const auto& sg = s.sigmas;
   if (sg.size() < 2) w.at("sigmas").fail("needs at least 2 values (one step), got " + obj["sigmas"].dump());

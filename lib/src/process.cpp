@@ -95,6 +95,12 @@ const std::vector<ProcessKind>& kinds() {
   return k;
 }
 #undef DIFFODE_FORMS
+
+void check_betas(double beta_min, double beta_max, const std::string& where) {
+  if (!(beta_min > 0 && beta_max >= beta_min))
+    throw InputError(where + "need 0 < beta_min <= beta_max, got beta_min " + std::to_string(beta_min) +
+                     ", beta_max " + std::to_string(beta_max));
+}
 }  // namespace
 
 std::vector<std::string> process_names() {
@@ -119,9 +125,17 @@ Process Process::from_json(const nlohmann::json& spec, const std::string& where)
   }
   p.beta_min_ = spec.value("beta_min", 0.1);
   p.beta_max_ = spec.value("beta_max", 20.0);
-  if (p.kind_->has_betas && !(p.beta_min_ > 0 && p.beta_max_ >= p.beta_min_))
-    throw InputError(where + ": need 0 < beta_min <= beta_max, got beta_min " + std::to_string(p.beta_min_) +
-                     ", beta_max " + std::to_string(p.beta_max_));
+  if (p.kind_->has_betas) check_betas(p.beta_min_, p.beta_max_, where + ": ");
+  return p;
+}
+
+Process Process::vp(double beta_min, double beta_max) {
+  check_betas(beta_min, beta_max, "process 'vp': ");
+  Process p;
+  for (const auto& k : kinds())
+    if (k.name == "vp") p.kind_ = &k;
+  p.beta_min_ = beta_min;
+  p.beta_max_ = beta_max;
   return p;
 }
 

@@ -109,6 +109,10 @@ json job_identity(const Config& cfg, const Model& model, const StepPlan& plan) {
       {"network_passes_per_sample", plan.nfe * (cfg.sampling.guidance != 1.0 ? 2 : 1)},
   };
   if (cfg.schedule.rho) identity["schedule"]["rho"] = *cfg.schedule.rho;
+  if (cfg.schedule.schedule->takes("beta_min")) {
+    identity["schedule"]["beta_min"] = cfg.schedule.beta_min;
+    identity["schedule"]["beta_max"] = cfg.schedule.beta_max;
+  }
   return identity;
 }
 

@@ -1,5 +1,6 @@
 #include "diffode/schedule.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -46,15 +47,31 @@ Grid logsnr(int steps, const ScheduleSpec&, const SigmaRange& r) {
   return g;
 }
 
-// Uniform in the model's own time (t^(1/rho) uniform), mapped through sigma_tilde(t).
-Grid time_uniform(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
-  const Grid t = rho_spaced(steps, r.process.time_of(r.sigma_max), r.process.time_of(r.sigma_min),
-                            spec.rho.value_or(spec.schedule->default_rho));
+// Uniform in the time t^(1/rho) of process `p`, mapped through its sigma_tilde(t).
+Grid time_spaced(int steps, const Process& p, double rho, const SigmaRange& r) {
+  const Grid t = rho_spaced(steps, p.time_of(r.sigma_max), p.time_of(r.sigma_min), rho);
   Grid g(steps + 1);
-  for (int i = 0; i <= steps; ++i) g[i] = r.process.sigma_tilde(t[i]);
+  for (int i = 0; i <= steps; ++i) g[i] = p.sigma_tilde(t[i]);
   g.front() = r.sigma_max;
   g.back() = r.sigma_min;
   return g;
+}
+
+// Uniform in the model's own time (t^(1/rho) uniform), mapped through sigma_tilde(t).
+Grid time_uniform(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
+  return time_spaced(steps, r.process, spec.rho.value_or(spec.schedule->default_rho), r);
+}
+
+// Uniform in the time of a VP process with linear beta (beta_min, beta_max), whatever the
+// model's process: the time grid of the AMED paper's settings (Zhou et al. 2024).
+Grid vp_time(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
+  if (std::isinf(r.sigma_max))
+    throw InputError("schedule 'vp_time' needs a finite sigma_max, but the range is [" + num(r.sigma_min) +
+                     ", inf] (a flow model from t = 1): set model.sigma_max or use schedule 'time_uniform'");
+  if (!(spec.beta_min > 0 && spec.beta_max > spec.beta_min))
+    throw InputError("schedule 'vp_time' needs 0 < beta_min < beta_max, got beta_min " + num(spec.beta_min) +
+                     ", beta_max " + num(spec.beta_max));
+  return time_spaced(steps, Process::vp(spec.beta_min, spec.beta_max), 1.0, r);
 }
 
 Grid custom(int steps, const ScheduleSpec& spec, const SigmaRange&) {
@@ -74,9 +91,17 @@ const std::vector<ScheduleInfo>& schedules() {
       {"logsnr", "uniform in log sigma, i.e. in log-SNR (Lu et al. 2022)", {}, 0.0, logsnr},
       {"time_uniform", "uniform in the model's own time t^(1/rho), mapped through sigma(t) (rho default 1)",
        {"rho"}, 1.0, time_uniform},
+      {"vp_time",
+       "uniform in the time of a VP process with linear beta (beta_min 0.1, beta_max 20 by default), mapped "
+       "through its sigma(t), whatever the model's process",
+       {"beta_min", "beta_max"}, 0.0, vp_time},
       {"custom", "an explicit decreasing list `sigmas` (its length fixes the steps)", {"sigmas"}, 0.0, custom},
   };
   return s;
+}
+
+bool ScheduleInfo::takes(const std::string& key) const {
+  return std::find(params.begin(), params.end(), key) != params.end();
 }
 
 std::vector<std::string> schedule_names() {

@@ -16,6 +16,8 @@ class Process {
   // Parses {"type": "vp", "beta_min": 0.1, "beta_max": 20}; `where` names the JSON
   // location for error messages.
   static Process from_json(const nlohmann::json& spec, const std::string& where);
+  // The vp process with linear beta from beta_min to beta_max (0 < beta_min <= beta_max).
+  static Process vp(double beta_min, double beta_max);
 
   const std::string& name() const;
   nlohmann::json to_json() const;

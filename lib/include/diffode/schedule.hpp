@@ -18,6 +18,8 @@ struct ScheduleSpec {
   const ScheduleInfo* schedule = &find_schedule("polynomial");
   std::optional<double> rho;   // polynomial, time_uniform; unset: the schedule's default
   std::vector<double> sigmas;  // custom
+  double beta_min = 0.1;       // vp_time: the linear beta of the VP process whose time is spaced
+  double beta_max = 20.0;      // uniformly (the AMED paper's settings)
 };
 
 // The sigma_tilde range a schedule spans and the process (for time-based schedules).
@@ -33,6 +35,8 @@ struct ScheduleInfo {
   std::vector<std::string> params;  // config keys of `schedule` this one takes
   double default_rho;               // for schedules that take rho
   Grid (*fn)(int steps, const ScheduleSpec& spec, const SigmaRange& range);
+
+  bool takes(const std::string& key) const;  // `key` is one of params
 };
 
 const std::vector<ScheduleInfo>& schedules();

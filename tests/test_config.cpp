@@ -222,7 +222,7 @@ TEST(ConfigDefaults, ExplicitValuesAreKept) {
                                                "process": {"type": "vp"}})"));
   EXPECT_EQ(c.solver.info().name, "ipndm");
   EXPECT_EQ(c.solver.steps, 7);
-  EXPECT_EQ(c.solver.afs, true);
+  EXPECT_EQ(c.solver.afs, diffode::Afs::plain);
   EXPECT_EQ(c.solver.precision, "float32");
   EXPECT_EQ(c.solver.max_order, 3);
   EXPECT_EQ(c.schedule.schedule->name, "time_uniform");
@@ -319,7 +319,7 @@ TEST(ConfigSet, ValuesAreParsedAsJson) {
                                 {"solver.steps=5", "solver.afs=true", "schedule.rho=3.5", "sampling.seed=12",
                                  "model.sample_shape=[3, 8, 8]"});
   EXPECT_EQ(c.solver.steps, 5);
-  EXPECT_EQ(c.solver.afs, true);
+  EXPECT_EQ(c.solver.afs, diffode::Afs::plain);
   EXPECT_EQ(c.schedule.rho, 3.5);
   EXPECT_EQ(c.sampling.seed, 12);
   EXPECT_EQ(c.model.overrides["sample_shape"], json::parse("[3, 8, 8]"));

@@ -144,7 +144,7 @@ json predictor_identity(const PredictorUse& use, const ScheduleSpec& schedule) {
   }
   return {{"kind", "amed_predictor"},   {"model_sha256", use.model_sha256}, {"solver", use.solver},
           {"steps", use.steps},         {"afs", use.afs},                   {"schedule", sched},
-          {"sigmas", grid_json(use.grid)}, {"feature_dim", use.feature_dim}};
+          {"sigmas", grid_json(use.grid)}, {"feature_dim", use.feature_dim}, {"space", use.space}};
 }
 
 void check_predictor(const AmedPredictor& p, const fs::path& file, const PredictorUse& use) {
@@ -159,6 +159,8 @@ void check_predictor(const AmedPredictor& p, const fs::path& file, const Predict
   differs("solver", use.solver, "solver");
   differs("steps", use.steps, "steps");
   differs("afs", use.afs, "afs");
+  if (m.value("space", json("sigma")) != use.space)
+    problems.push_back("space " + m["space"].dump() + " (this run: " + json(use.space).dump() + ")");
   if (m.value("steps", -1) == use.steps) {
     const json want = grid_json(use.grid);
     bool same = m.contains("sigmas") && m["sigmas"].is_array() && m["sigmas"].size() == want.size();

@@ -33,6 +33,23 @@ const ScheduleInfo* Codec<const ScheduleInfo*>::read(const json& v, const Where&
   }
 }
 
+Afs Codec<Afs>::read(const json& v, const Where& w) {
+  if (v.is_boolean()) return v.get<bool>() ? Afs::plain : Afs::off;
+  if (v == "mean") return Afs::mean;
+  w.fail("expected true, false or \"mean\", got " + v.dump());
+}
+
+json Codec<Afs>::write(Afs v) {
+  if (v == Afs::mean) return "mean";
+  return v == Afs::plain;
+}
+
+Space Codec<Space>::read(const json& v, const Where& w) {
+  for (Space s : {Space::sigma, Space::time})
+    if (v == space_name(s)) return s;
+  w.fail("expected \"sigma\" or \"time\", got " + v.dump());
+}
+
 Labels Codec<Labels>::read(const json& v, const Where& w) {
   if (v.is_string()) {
     const std::string rule = v.get<std::string>();
@@ -56,6 +73,30 @@ json Codec<Labels>::write(const Labels& v) {
 }
 
 }  // namespace config_table
+
+namespace {
+std::string no_time_space(const SolverInfo& info) {
+  std::string takers;
+  for (const auto& s : solvers())
+    if (s.in_time) takers += (takers.empty() ? "" : ", ") + s.name;
+  return "solver '" + info.name + "' is an exponential integrator: it integrates in lambda = -log(sigma/alpha), "
+         "which has no counterpart in the model's time, so it has no \"time\" space; use \"sigma\", or one of " +
+         takers;
+}
+}  // namespace
+
+const char* space_name(Space s) { return s == Space::time ? "time" : "sigma"; }
+
+Space default_space(const SolverInfo& solver, const Process& process) {
+  return process.name() == "flow" && solver.in_time && !solver.learned ? Space::time : Space::sigma;
+}
+
+Space resolve_space(const SolverConfig& s, const Process& process, const Where& where) {
+  if (!s.space) return default_space(s.info(), process);
+  if (*s.space == Space::time && !s.info().in_time) where.at("space").fail(no_time_space(s.info()));
+  return *s.space;
+}
+
 
 namespace {
 
@@ -116,7 +157,12 @@ std::vector<Field<SolverConfig>> solver_field_list(bool with_steps) {
     f.push_back(key<S>("nfe", &S::nfe, "target model evaluations per sample (N and AFS chosen to hit it)",
                        optional_at_least(1)));
   }
-  f.push_back(key<S>("afs", &S::afs, "analytical first step (unset: off unless a target nfe needs it)"));
+  f.push_back(key<S>("afs", &S::afs,
+                     "analytical first step: true (D ~ 0), \"mean\" (D ~ the class mean) or false "
+                     "(unset: off unless a target nfe needs it)"));
+  f.push_back(key<S>("space", &S::space,
+                     "integrate in \"sigma\" (x/alpha over sigma/alpha) or \"time\" (x over the model's t; "
+                     "unset: time for a flow model where the solver takes it)"));
   f.push_back(key<S>("precision", &S::precision, "dtype of the solver state", one_of("precision", {"float32", "float64"})));
   f.push_back(key<S>("max_order", &S::max_order, "multistep order cap; 0 = the solver's default"));
   f.push_back(key<S>("predictor", &S::predictor, "AMED solvers: the distilled step predictor file"));
@@ -219,6 +265,7 @@ const std::vector<Field<OutputConfig>>& output_fields() {
 
 // ---- checks across the keys of a section ----
 
+
 void check_solver(const SolverConfig& s, const Where& w) {
   const SolverInfo& info = s.info();
   if (s.steps && s.nfe)
@@ -232,6 +279,7 @@ void check_solver(const SolverConfig& s, const Where& w) {
   }
   if (s.predictor && !info.learned)
     w.at("predictor").fail("solver '" + info.name + "' takes no predictor (only the AMED solvers do)");
+  if (s.space == Space::time && !info.in_time) w.at("space").fail(no_time_space(info));
 }
 
 SolverConfig parse_solver(const json& obj, const Where& w, bool with_steps) {

@@ -72,6 +72,18 @@ struct Codec<const ScheduleInfo*> {
   static json write(const ScheduleInfo* v) { return v->name; }
 };
 template <>
+struct Codec<Afs> {
+  static constexpr Kind kind = Kind::BoolOrString;
+  static Afs read(const json& v, const Where& w);
+  static json write(Afs v);
+};
+template <>
+struct Codec<Space> {
+  static constexpr Kind kind = Kind::String;
+  static Space read(const json& v, const Where& w);
+  static json write(Space v) { return space_name(v); }
+};
+template <>
 struct Codec<Labels> {
   static constexpr Kind kind = Kind::IntListOrString;
   static Labels read(const json& v, const Where& w);

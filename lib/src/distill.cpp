@@ -82,6 +82,7 @@ struct Setup {
   int64_t k0;  // first interval the predictor acts on (1 when the grid starts at σ = inf)
   at::ScalarType dtype;
   at::Tensor labels;  // class of every distillation trajectory, int64 (undefined: unconditional)
+  std::optional<AfsMeans> afs_means = std::nullopt;  // solver.afs "mean"
 };
 
 // The labels of trajectories `rows` (a slice or an index of s.labels); undefined if none.
@@ -117,7 +118,10 @@ at::Tensor student_loss(const Setup& s, ModelDenoiser& den, const AmedPredictor&
   den.set_condition(labels, s.cfg.sampling.guidance);
   at::Tensor loss = at::zeros({}, at::TensorOptions().dtype(s.dtype));
   auto target = [&](int64_t i) { return traj.select(1, i).to(s.dtype, false, true); };
-  const SolverOptions first_opt{s.plan.afs && s.k0 == 0, s.cfg.solver.max_order, &pred};
+  const bool afs = s.plan.afs && s.k0 == 0;
+  const SolverOptions first_opt{afs, s.cfg.solver.max_order, &pred,
+                                s.plan.space == Space::time ? &s.model.meta().process : nullptr,
+                                afs && s.afs_means ? s.afs_means->of(labels) : at::Tensor()};
   if (s.student.multistep) {  // along its own trajectory, from the teacher's first point
     SolverOptions opt = first_opt;
     solve(s.student, den, target(s.k0), Grid(g.begin() + s.k0, g.end()), opt, [&](int j, const at::Tensor& x) {
@@ -127,6 +131,7 @@ at::Tensor student_loss(const Setup& s, ModelDenoiser& den, const AmedPredictor&
     for (int64_t i = s.k0; i < n; ++i) {
       SolverOptions opt = first_opt;
       opt.afs = opt.afs && i == 0;
+      if (!opt.afs) opt.afs_x0 = at::Tensor();
       const at::Tensor x = solve(s.student, den, target(i), {g[static_cast<size_t>(i)], g[static_cast<size_t>(i) + 1]},
                                         opt, [](int, const at::Tensor&) {});
       loss = loss + (x - target(i + 1)).pow(2).mean();
@@ -184,6 +189,7 @@ Setup make_setup(const Config& cfg, const Model& model) {
                                    dc.trajectories + dc.validation);
       !l.empty())
     s.labels = at::tensor(l, at::kLong);
+  if (cfg.solver.afs == Afs::mean) s.afs_means = afs_means(cfg, model, s.plan.grid.front());
   return s;
 }
 
@@ -495,7 +501,8 @@ json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn
   const Model model = load_run_model(cfg);
   const Setup s = make_setup(cfg, model);
   ModelDenoiser den(model, s.dtype);
-  const PredictorUse use{model.sha256(), s.student.name, s.plan.steps, s.plan.afs, s.plan.grid, den.feature_dim()};
+  const PredictorUse use{model.sha256(), s.student.name, s.plan.steps, afs_json(s.cfg.solver, s.plan), s.plan.grid,
+                         den.feature_dim(), space_name(s.plan.space)};
   const json identity = predictor_identity(use, cfg.schedule);
   Start start = start_predictor(cfg.distill, use, out);
   if (!model.has_features())

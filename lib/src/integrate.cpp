@@ -11,20 +11,8 @@ namespace diffode {
 
 Tensor integrate(const SolverInfo& solver, Denoiser& den, const Tensor& eps, const Grid& grid,
                  const SolverOptions& opt, bool denoise_to_zero, const StepCallback& on_step) {
-  Tensor x;
-  if (std::isinf(grid.front())) {
-    // x̃ = D + (σ'/σ)(x̃ − D) → D(ε, inf) + σ' ε as σ → inf; AFS takes D ≈ 0 there.
-    x = opt.afs ? eps * grid[1] : den.denoise(eps, grid[0]).add_(eps, grid[1]);
-    on_step(0, x);
-    if (grid.size() > 2) {
-      SolverOptions rest = opt;
-      rest.afs = false;
-      x = solve(solver, den, std::move(x), Grid(grid.begin() + 1, grid.end()), rest,
-                    [&on_step](int i, const Tensor& xi) { on_step(i + 1, xi); });
-    }
-  } else {
-    x = solve(solver, den, eps * grid[0], grid, opt, on_step);
-  }
+  // x̃ = σ_0 ε; from σ̃ = ∞ (a flow model at t = 1) solve() takes ε itself.
+  Tensor x = solve(solver, den, std::isinf(grid.front()) ? eps : eps * grid[0], grid, opt, on_step);
   if (denoise_to_zero) x = den.denoise(x, grid.back());
   return x;
 }
@@ -57,10 +45,11 @@ int count_nfe(const SolverInfo& solver, const Grid& grid, const SolverOptions& o
 
 StepPlan plan_steps(const SolverInfo& solver, const ScheduleSpec& schedule, const SigmaRange& range,
                     std::optional<int> steps, std::optional<int> nfe, std::optional<bool> afs, int max_order,
-                    bool denoise_to_zero) {
+                    bool denoise_to_zero, Space space) {
+  const Process* time = space == Space::time ? &range.process : nullptr;
   auto plan_for = [&](int n, bool with_afs) {
-    StepPlan p{n, 0, with_afs, make_grid(schedule, n, range)};
-    p.nfe = count_nfe(solver, p.grid, SolverOptions{with_afs, max_order}, denoise_to_zero);
+    StepPlan p{n, 0, with_afs, make_grid(schedule, n, range), space};
+    p.nfe = count_nfe(solver, p.grid, SolverOptions{with_afs, max_order, nullptr, time}, denoise_to_zero);
     return p;
   };
   if (!nfe) return plan_for(steps.value_or(fixed_steps(schedule).value_or(kDefaultSteps)), afs.value_or(false));

@@ -9,6 +9,7 @@ using nlohmann::json;
 const char* kind_text(Kind k) {
   switch (k) {
     case Kind::Bool: return "a boolean";
+    case Kind::BoolOrString: return "a boolean or a string";
     case Kind::Int: return "an integer";
     case Kind::Number: return "a number";
     case Kind::NumberOrInf: return "a number or \"inf\"";
@@ -32,6 +33,7 @@ bool has_kind(const json& v, Kind k) {
   };
   switch (k) {
     case Kind::Bool: return v.is_boolean();
+    case Kind::BoolOrString: return v.is_boolean() || v.is_string();
     case Kind::Int: return v.is_number_integer();
     case Kind::Number: return v.is_number();
     case Kind::NumberOrInf: return v.is_number() || v == "inf";

@@ -39,15 +39,56 @@ void check_conditioning(const Config& cfg, const Model& model) {
 StepPlan plan_run(const Config& cfg, const ModelMeta& meta) {
   const SolverConfig& s = cfg.solver;
   const SigmaRange range{meta.sigma_min, meta.sigma_max, meta.process};
+  const Space space = resolve_space(s, meta.process, {cfg.source, "/solver"});
   StepPlan plan;
   try {
-    plan = plan_steps(s.info(), cfg.schedule, range, s.steps, s.nfe, s.afs, s.max_order, cfg.schedule.denoise_to_zero);
+    plan = plan_steps(s.info(), cfg.schedule, range, s.steps, s.nfe, s.afs_choice(), s.max_order,
+                      cfg.schedule.denoise_to_zero, space);
   } catch (const InputError& e) {
     throw ConfigError(cfg.source, s.nfe ? "/solver/nfe" : "/schedule", e.what());
   }
+  if (s.afs == Afs::mean && std::isinf(plan.grid.front()))
+    throw ConfigError(cfg.source, "/solver/afs",
+                      "\"mean\" needs a finite sigma_max, but the grid starts at sigma = inf (there the first "
+                      "interval is the exact limit D(eps, inf) + sigma_1*eps); use afs true or false, or a "
+                      "schedule from a finite sigma_max (model.sigma_max)");
   if (cfg.schedule.denoise_to_zero && plan.grid.back() == 0)
     throw ConfigError(cfg.source, "/schedule/denoise_to_zero", "the grid already ends at sigma 0");
   return plan;
+}
+
+json afs_json(const SolverConfig& s, const StepPlan& plan) {
+  return s.afs == Afs::mean ? json("mean") : json(plan.afs);
+}
+
+AfsMeans afs_means(const Config& cfg, const Model& model, double sigma_max) {
+  const ModelMeta& meta = model.meta();
+  const auto state_dtype = cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
+  ModelDenoiser den(model, state_dtype);
+  AfsMeans m;
+  m.per_class = cfg.sampling.labels.any();
+  const int64_t rows = m.per_class ? meta.num_classes + (meta.null_class ? 1 : 0) : 1;
+  den.set_condition(m.per_class ? at::arange(rows, at::kLong).to(model.device()) : Tensor(), cfg.sampling.guidance);
+  std::vector<int64_t> shape = {rows};
+  shape.insert(shape.end(), meta.sample_shape.begin(), meta.sample_shape.end());
+  m.x0 = den.denoise(at::zeros(shape, at::TensorOptions().dtype(state_dtype).device(model.device())), sigma_max);
+  const Tensor cpu = m.x0.to(at::kCPU, at::kDouble).contiguous();
+  if (!at::isfinite(cpu).all().item<bool>())
+    throw InputError("model " + model.path().string() + " gives NaN or Inf for D(0, " + json(sigma_max).dump() +
+                     ") (the data mean of solver.afs \"mean\")");
+  json row_means = json::array();
+  for (int64_t r = 0; r < rows; ++r) row_means.push_back(cpu[r].mean().item<double>());
+  m.record = {{"sigma", sigma_max},
+              {"rows", m.per_class ? "class 0.." + std::to_string(rows - 1) : "unconditional"},
+              {"pixel_mean", row_means},
+              {"sha256", sha256_hex(std::string(static_cast<const char*>(cpu.data_ptr()),
+                                                static_cast<size_t>(cpu.numel()) * sizeof(double)))}};
+  return m;
+}
+
+Tensor AfsMeans::of(const Tensor& labels) const {
+  if (!per_class) return x0;
+  return x0.index_select(0, labels.to(x0.device()));
 }
 
 std::optional<AmedPredictor> load_run_predictor(const Config& cfg, const Model& model, const StepPlan& plan) {
@@ -58,8 +99,8 @@ std::optional<AmedPredictor> load_run_predictor(const Config& cfg, const Model& 
                       "solver '" + solver.name + "' needs a step predictor file; distill one with 'diffode distill -c " +
                           cfg.source + "'");
   AmedPredictor p = AmedPredictor::load(*cfg.solver.predictor);
-  const PredictorUse use{model.sha256(), solver.name, plan.steps, plan.afs, plan.grid,
-                         model.has_features() ? model.feature_dim() : 1};
+  const PredictorUse use{model.sha256(), solver.name, plan.steps, afs_json(cfg.solver, plan), plan.grid,
+                         model.has_features() ? model.feature_dim() : 1, space_name(plan.space)};
   check_predictor(p, *cfg.solver.predictor, use);
   if (!model.has_features())
     spdlog::warn("model {} has no forward_with_features: the AMED predictor sees zero features (a fixed step "
@@ -100,8 +141,8 @@ json job_identity(const Config& cfg, const Model& model, const StepPlan& plan) {
       {"config", config},
       {"model", {{"path", model.path().string()}, {"sha256", model.sha256()}, {"metadata", model.meta().json}}},
       {"solver",
-       {{"name", sc.info().name}, {"steps", plan.steps}, {"nfe", plan.nfe}, {"afs", plan.afs},
-        {"precision", sc.precision}, {"max_order", sc.max_order},
+       {{"name", sc.info().name}, {"steps", plan.steps}, {"nfe", plan.nfe}, {"afs", afs_json(sc, plan)},
+        {"space", space_name(plan.space)}, {"precision", sc.precision}, {"max_order", sc.max_order},
         {"predictor", sc.predictor ? json({{"path", sc.predictor->string()}, {"sha256", sha256_file(*sc.predictor)}})
                                    : json(nullptr)}}},
       {"schedule", {{"name", cfg.schedule.schedule->name}, {"sigmas", grid}, {"denoise_to_zero", cfg.schedule.denoise_to_zero}}},
@@ -123,6 +164,10 @@ SampleJob::SampleJob(Config cfg, Model model) : cfg_(std::move(cfg)), model_(std
   predictor_ = load_run_predictor(cfg_, model_, plan_);
   check_conditioning(cfg_, model_);
   identity_ = job_identity(cfg_, model_, plan_);
+  if (cfg_.solver.afs == Afs::mean) {
+    afs_means_ = afs_means(cfg_, model_, plan_.grid.front());
+    identity_["solver"]["afs_mean"] = afs_means_->record;
+  }
 }
 
 std::vector<int64_t> SampleJob::labels(int64_t first, int64_t count) const {
@@ -131,11 +176,13 @@ std::vector<int64_t> SampleJob::labels(int64_t first, int64_t count) const {
 
 Tensor SampleJob::sample(int64_t first, int64_t count, const std::function<void()>& on_step) const {
   const auto state_dtype = cfg_.solver.precision == "float64" ? at::kDouble : at::kFloat;
-  const SolverOptions opt{plan_.afs, cfg_.solver.max_order, predictor_ ? &*predictor_ : nullptr};
-  ModelDenoiser den(model_, state_dtype);
   const ModelMeta& meta = model_.meta();
   const SampleInputs in = sample_inputs(cfg_.sampling.labels, cfg_.sampling.seed, meta.num_classes,
                                         meta.sample_shape, first, count);
+  const SolverOptions opt{plan_.afs, cfg_.solver.max_order, predictor_ ? &*predictor_ : nullptr,
+                          plan_.space == Space::time ? &meta.process : nullptr,
+                          afs_means_ ? afs_means_->of(at::tensor(in.labels, at::kLong)) : Tensor()};
+  ModelDenoiser den(model_, state_dtype);
   den.set_condition(in.labels.empty() ? Tensor() : at::tensor(in.labels, at::kLong).to(model_.device()),
                     cfg_.sampling.guidance);
   const Tensor eps = in.noise.to(at::TensorOptions().dtype(state_dtype).device(model_.device()));

@@ -42,6 +42,7 @@ class Row {
   Row& to_zero(ToZero rule) { return set(info_.to_zero, rule); }
   Row& learned() { return set(info_.learned, true); }
   Row& multistep() { return set(info_.multistep, true); }
+  Row& in_time() { return set(info_.in_time, true); }
   operator SolverInfo() const { return info_; }
 
  private:
@@ -59,11 +60,11 @@ const std::vector<SolverInfo>& solvers() {
   using namespace solver_impl;
   const char* two_per_step = "2N; 2N-1 when sigma_min = 0";
   static const std::vector<SolverInfo> s = {
-      Row("euler", euler).about("Euler in sigma = DDIM (Song et al. 2021)").order(1),
+      Row("euler", euler).about("Euler in sigma = DDIM (Song et al. 2021)").order(1).in_time(),
       Row("heun", heun).about("Heun's 2nd order (Karras et al. 2022, Alg. 1)").nfe(two_per_step).order(2)
-          .to_zero(ToZero::euler),
+          .to_zero(ToZero::euler).in_time(),
       Row("dpm2", dpm2).about("DPM-Solver-2, geometric midpoint (Lu et al. 2022)").nfe(two_per_step).order(2)
-          .to_zero(ToZero::euler),
+          .to_zero(ToZero::euler).in_time(),
       Row("dpmpp2m", dpmpp2m).about("DPM-Solver++(2M), data prediction, multistep (Lu et al. 2022)").order(2)
           .to_zero(ToZero::denoised),
       Row("dpmpp3m", dpmpp3m).about("DPM-Solver++(3M), data prediction, multistep (Lu et al. 2022)").order(3)
@@ -74,18 +75,18 @@ const std::vector<SolverInfo>& solvers() {
       Row("unipc_bh2", unipc_bh2).about("UniPC with B(h) = e^h - 1 (Zhao et al. 2023)")
           .order(4).max_order(3).to_zero(ToZero::denoised),
       Row("ipndm", ipndm).about("iPNDM, fixed Adams-Bashforth on d, order <= max_order (Zhang & Chen 2022)")
-          .order(4).max_order(4),
+          .order(4).max_order(4).in_time(),
       Row("ipndm_v", ipndm_v).about("iPNDM with variable-step Adams-Bashforth weights (Zhang & Chen 2022)")
-          .order(4).max_order(4),
+          .order(4).max_order(4).in_time(),
       // AMED (Zhou et al. 2024): need a predictor distilled for the model, steps and schedule.
       Row("amed", amed).about("AMED-Solver: one learned mean-value step per interval (Zhou et al. 2024)")
-          .nfe(two_per_step).order(2).to_zero(ToZero::euler).learned(),
+          .nfe(two_per_step).order(2).to_zero(ToZero::euler).learned().in_time(),
       Row("amed+euler", amed_euler).about("AMED-Plugin on Euler: a learned extra point per interval")
-          .nfe(two_per_step).order(1).to_zero(ToZero::euler).learned(),
+          .nfe(two_per_step).order(1).to_zero(ToZero::euler).learned().in_time(),
       Row("amed+ipndm", amed_ipndm).about("AMED-Plugin on iPNDM: a learned extra point per interval, one history")
-          .nfe(two_per_step).order(4).max_order(4).learned().multistep(),
+          .nfe(two_per_step).order(4).max_order(4).learned().multistep().in_time(),
       Row("amed+dpm2", amed_dpm2).about("AMED-Plugin on DPM-Solver-2: learned midpoint")
-          .nfe(two_per_step).order(2).to_zero(ToZero::euler).learned(),
+          .nfe(two_per_step).order(2).to_zero(ToZero::euler).learned().in_time(),
       Row("amed+dpmpp2m", amed_dpmpp2m).about("AMED-Plugin on DPM-Solver++(2M): a learned extra point per interval")
           .nfe(two_per_step).order(2).to_zero(ToZero::denoised).learned().multistep(),
   };

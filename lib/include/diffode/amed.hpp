@@ -47,15 +47,17 @@ struct PredictorUse {
   std::string model_sha256;
   std::string solver;
   int steps = 0;
-  bool afs = false;
+  nlohmann::json afs = false;  // as solver.afs is written: false, true or "mean"
   Grid grid;
   int64_t feature_dim = 0;
+  std::string space = "sigma";  // the variable integrated in (solver.space)
 };
 
 // The metadata a predictor for `use` carries (plus what distillation adds).
 nlohmann::json predictor_identity(const PredictorUse& use, const ScheduleSpec& schedule);
 
-// InputError naming the file and every mismatch (model, solver, steps, AFS, schedule grid).
+// InputError naming the file and every mismatch (model, solver, steps, AFS, space, grid);
+// a predictor that records no space was distilled in sigma.
 void check_predictor(const AmedPredictor& p, const std::filesystem::path& file, const PredictorUse& use);
 
 }  // namespace diffode

@@ -35,16 +35,32 @@ struct ModelConfig {
   nlohmann::json overrides = nlohmann::json::object();  // metadata keys (DESIGN.md §5)
 };
 
+// The analytical first step (DESIGN.md §4): none, the zero-mean rule, or the data mean μ_y.
+enum class Afs { off, plain, mean };
+
 struct SolverConfig {
   const SolverInfo* solver = &find_solver("heun");
   std::optional<int> steps;  // at most one of steps / nfe; neither: the planner's default
   std::optional<int> nfe;
-  std::optional<bool> afs;  // unset: off, unless a target nfe needs it
+  std::optional<Afs> afs;  // unset: off, unless a target nfe needs it (then plain)
+  std::optional<Space> space;  // unset: the default for the process and solver (default_space)
   std::string precision = "float64";  // dtype of the solver state
   int max_order = 0;                  // 0: the solver's default
   std::optional<std::filesystem::path> predictor;  // AMED solvers: the distilled step predictor
   const SolverInfo& info() const { return *solver; }
+  // The planner's AFS choice: fixed by `afs`, or free (unset).
+  std::optional<bool> afs_choice() const {
+    return afs ? std::optional<bool>(*afs != Afs::off) : std::nullopt;
+  }
 };
+
+// The variable the solver integrates in when `space` is unset: the flow's own time for a
+// training-free solver that takes it on a flow model (measured better, README), else σ̃.
+Space default_space(const SolverInfo& solver, const Process& process);
+// The solver config's space for the process; ConfigError at `where` (the solver section)
+// for "time" with a solver that cannot take it.
+Space resolve_space(const SolverConfig& s, const Process& process, const Where& where);
+const char* space_name(Space s);
 
 // AMED predictor distillation (`diffode distill`, DESIGN.md §4).
 struct DistillConfig {

@@ -28,13 +28,15 @@ struct StepPlan {
   int steps;
   int nfe;
   bool afs;
-  Grid grid;
+  Grid grid;  // σ̃
+  Space space = Space::sigma;
 };
 
 // Resolves `steps`, or a target `nfe` (choosing N, and AFS when `afs` is unset), into a
-// grid. Throws InputError naming the reachable NFEs when the target cannot be hit.
+// grid, for the solver integrating in `space` (time: range.process's). Throws InputError
+// naming the reachable NFEs when the target cannot be hit.
 StepPlan plan_steps(const SolverInfo& solver, const ScheduleSpec& schedule, const SigmaRange& range,
                     std::optional<int> steps, std::optional<int> nfe, std::optional<bool> afs, int max_order,
-                    bool denoise_to_zero);
+                    bool denoise_to_zero, Space space = Space::sigma);
 
 }  // namespace diffode

@@ -8,7 +8,7 @@
 
 namespace diffode {
 
-enum class Kind { Bool, Int, Number, NumberOrInf, String, Path, NumberList, IntList, IntListOrString, Object, ObjectList };
+enum class Kind { Bool, BoolOrString, Int, Number, NumberOrInf, String, Path, NumberList, IntList, IntListOrString, Object, ObjectList };
 
 struct KeyInfo {
   std::string key;

@@ -26,6 +26,19 @@ void check_conditioning(const Config& cfg, const Model& model);
 // nullopt for the other solvers.
 std::optional<AmedPredictor> load_run_predictor(const Config& cfg, const Model& model, const StepPlan& plan);
 
+// solver.afs as a plan uses it: false, true or "mean" (predictor metadata, identity).
+nlohmann::json afs_json(const SolverConfig& s, const StepPlan& plan);
+
+// AFS "mean" (DESIGN.md §4): μ_y = D(0, σ_max, y) with the run's guidance, once per run,
+// per class (and the null class) when the run has labels, else one row.
+struct AfsMeans {
+  at::Tensor x0;           // [rows, *sample_shape] in the state dtype
+  bool per_class = false;  // rows are the classes 0..C-1 (then the null class)
+  nlohmann::json record;   // for the manifest: σ, rows, each row's pixel mean, sha256 of the float64 values
+  at::Tensor of(const at::Tensor& labels) const;  // per sample (labels int64 [B]): [B or 1, *sample_shape]
+};
+AfsMeans afs_means(const Config& cfg, const Model& model, double sigma_max);
+
 // The config's model, loaded and probed (InputError naming what is wrong).
 Model load_run_model(const Config& cfg);
 
@@ -57,6 +70,7 @@ class SampleJob {
   Model model_;
   StepPlan plan_;
   std::optional<AmedPredictor> predictor_;
+  std::optional<AfsMeans> afs_means_;
   nlohmann::json identity_;
 };
 

@@ -64,10 +64,21 @@ Tensor per_sample(const Tensor& v, const Tensor& x);
 // v(x̃, σ̃) = (x̃ − D(x̃, σ̃)) / σ̃: the probability-flow ODE's velocity (= ε̂).
 Tensor velocity(Denoiser& den, const Tensor& x, double sigma);
 
+class Process;
+
+// The variable a solver integrates in (DESIGN.md §2): x̃ over σ̃, or x over the model's own t.
+enum class Space { sigma, time };
+
 struct SolverOptions {
   bool afs = false;   // analytical first step: d_0 = x / sqrt(1 + σ_0²), no NFE (applied by solve())
   int max_order = 0;  // multistep order cap; 0 = the solver's default
   const StepPredictor* predictor = nullptr;  // the AMED solvers' g_φ (required by them)
+  // The variable integrated in (DESIGN.md §2): null, x̃ over σ̃; else x = α(t)·x̃ in model
+  // space over this process's own time t (solvers with SolverInfo::in_time only).
+  const Process* time = nullptr;
+  // AFS's D(x, σ_0) when defined (the data mean μ_y per sample, broadcast over x): the first
+  // d is then (x − afs_x0)/σ_0. Undefined: the zero-mean rule above.
+  Tensor afs_x0 = {};
 };
 
 // Called after each grid interval i (0-based) is completed, with the state x_{i+1}.
@@ -96,11 +107,16 @@ struct SolverInfo {
   ToZero to_zero = ToZero::own;
   bool learned = false;      // an AMED solver: needs a step predictor (SolverOptions::predictor)
   bool multistep = false;    // keeps a history across intervals (AMED distillation runs it on its own trajectory)
+  bool in_time = false;      // also integrates in the model's own time (SolverOptions::time)
 };
 
-// Integrates x from grid.front() (finite) to grid.back() (may be 0) with `solver`: AFS on
-// the first point when opt.afs, the last interval into σ = 0 by solver.to_zero, max_order 0
-// as the solver's default. `on_step(i, x)` after each interval.
+// Integrates x̃ from grid.front() to grid.back() (may be 0) with `solver` and returns x̃
+// there: AFS on the first point when opt.afs, the last interval into σ = 0 by
+// solver.to_zero, max_order 0 as the solver's default. From grid.front() = inf (a flow
+// model at t = 1) x is ε, and the first interval is the exact DDIM limit
+// x̃_1 = D(ε, inf) + σ_1 ε (with AFS: afs_x0 or 0 for D) unless opt.time, where the solver
+// takes it in t. `on_step(i, x̃)` after each interval. Throws std::logic_error when
+// opt.time is set for a solver without in_time (callers check the config first).
 Tensor solve(const SolverInfo& solver, Denoiser& den, Tensor x, const Grid& grid, SolverOptions opt,
              const StepCallback& on_step);
 

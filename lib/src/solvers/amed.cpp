@@ -37,10 +37,10 @@ Point mean_value_point(const SolverOptions& opt, const Tensor& feature, double t
   return {at::exp(r * std::log(t_next) + (1.0 - r) * std::log(t_cur)), r, m.c.to(dt), m.a.to(dt)};
 }
 
-// d_s = (x_s − D(x_s, a·s)) / s: the velocity at the mean-value point, the model called
-// at the time-scaled a·s.
-Tensor velocity_at(Denoiser& den, const Tensor& x_s, const Point& p) {
-  return (x_s - den.denoise(x_s, p.a * p.s)) / per_sample(p.s, x_s);
+// d_s: the derivative at the mean-value point s, the model called at the time-scaled a·s
+// (in σ̃: (x_s − D(x_s, a·s)) / s).
+Tensor velocity_at(const GridEval& ev, const Tensor& x_s, const Point& p) {
+  return ev.d_at(x_s, p.s, p.a * p.s);
 }
 
 // One interval of the single-step family, the model evaluated at its mean-value point:
@@ -69,13 +69,13 @@ Tensor dpm2_plugin_rule(const Interval& k) {
 // The single-step family: x_s, d_s, then `rule` gives x_{i+1}.
 template <IntervalRule rule>
 Tensor single_step(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
-  const Grid& sigmas = ev.sigmas();
+  const Grid& sigmas = ev.grid();
   for (int i = 0; i < ev.steps(); ++i) {
     const double t_cur = sigmas[i], t_next = sigmas[i + 1];
     const GridEval::Point st = ev.point(x, i);
     const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
     const Tensor x_s = x + st.d * per_sample(p.s - t_cur, x);
-    const Tensor d_s = velocity_at(ev.den(), x_s, p);
+    const Tensor d_s = velocity_at(ev, x_s, p);
     x = rule({x, x_s, st.d, d_s, p, t_cur, t_next});
     on_step(i, x);
   }
@@ -109,7 +109,7 @@ Tensor amed_dpm2(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCal
 // history of d's that holds the mean-value points too; the second scaled by c. Its step into
 // σ = 0 is one Adams–Bashforth step over that history (no interior point to learn there).
 Tensor amed_ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
-  const Grid& sigmas = ev.sigmas();
+  const Grid& sigmas = ev.grid();
   const int max_order = opt.max_order;
   std::deque<Tensor> d_hist;  // newest first
   auto push = [&](const Tensor& d) {
@@ -125,7 +125,7 @@ Tensor amed_ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCa
     } else {
       const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
       const Tensor x_s = x + adams_bashforth_sum(d_hist, max_order) * per_sample(p.s - t_cur, x);
-      push(velocity_at(ev.den(), x_s, p));
+      push(velocity_at(ev, x_s, p));
       x = x_s + adams_bashforth_sum(d_hist, max_order) * per_sample(p.c * (t_next - p.s), x);
     }
     on_step(i, x);
@@ -138,7 +138,7 @@ Tensor amed_ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCa
 // increment scaled by c. Orders follow DPM-Solver++(2M) on the refined grid (with the loop's
 // last interval into σ = 0, as D, counted in it).
 Tensor amed_dpmpp2m(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
-  const Grid& sigmas = ev.sigmas();
+  const Grid& sigmas = ev.grid();
   const int n = num_steps(sigmas);
   const int n_refined = 2 * n - (sigmas.back() == 0 ? 1 : 0);
   Tensor m_prev, h_prev;  // data prediction at the previous point and the λ step from it, per sample

@@ -35,7 +35,7 @@ namespace {
 
 // The loop takes a last interval into σ = 0 (as D); the order rule counts it among the n.
 Tensor dpmpp_multistep(GridEval& ev, Tensor x, const StepCallback& on_step, int max_order) {
-  const Grid& sigmas = ev.sigmas();
+  const Grid& sigmas = ev.grid();
   const int n = num_steps(sigmas);
   Tensor m_prev1, m_prev2;       // data predictions at the two previous points
   double h_prev1 = 0, h_prev2 = 0;  // their λ steps

@@ -26,7 +26,7 @@ namespace {
 template <class Weights>
 Tensor adams_bashforth(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step,
                        Weights weights) {
-  const Grid& sigmas = ev.sigmas();
+  const Grid& sigmas = ev.grid();
   const int max_order = opt.max_order;
   std::deque<Tensor> d_hist;  // d_i, d_{i-1}, ... newest first
   for (int i = 0; i < ev.steps(); ++i) {
@@ -77,7 +77,7 @@ Tensor ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallbac
 
 // iPNDM with variable-step Adams–Bashforth weights from the actual σ's.
 Tensor ipndm_v(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
-  const Grid& sigmas = ev.sigmas();
+  const Grid& sigmas = ev.grid();
   return adams_bashforth(ev, std::move(x), opt, on_step, [&sigmas](int i, int order) {
     std::vector<double> past(sigmas.begin() + (i - order + 1), sigmas.begin() + i + 1);
     std::reverse(past.begin(), past.end());

@@ -5,34 +5,54 @@
 
 namespace diffode {
 
-// What a solver evaluates at the points of its grid. The loop's rules live here, not in the
-// solvers: AFS (Dockhorn et al. 2022; Zhou et al. 2024) replaces the first evaluation, at
-// large σ, by ε̂ ≈ x / sqrt(1 + σ_0²) (D = x − σ_0·d, a zero feature, no NFE); and a grid
-// into σ = 0 whose last interval the loop takes (ToZero) leaves the solver one step fewer.
+// What a solver evaluates on its grid. The loop's rules live here, not in the solvers: the
+// variable integrated in, AFS, and the last interval.
+// - Space (DESIGN.md §2): in σ the grid is σ̃ and the state x̃, d = (x̃ − D)/σ̃. In the
+//   model's own time (SolverOptions::time) the grid is t and the state x = α(t)·x̃ in model
+//   space, d = dx/dt = α'(t)·D + σ'(t)·ε̂ with ε̂ = (x − α D)/σ (for a flow model
+//   d = (x − D)/t: the same form, so Euler is DDIM in both).
+// - AFS (Dockhorn et al. 2022; Zhou et al. 2024) replaces the first evaluation, at large σ,
+//   by D ≈ μ (SolverOptions::afs_x0) or the zero-mean rule ε̂ ≈ x̃ / sqrt(1 + σ_0²), with a
+//   zero feature and no NFE.
+// - A grid into σ = 0 whose last interval the loop takes (ToZero) leaves the solver one step
+//   fewer.
 class GridEval {
  public:
-  GridEval(Denoiser& den, const Grid& sigmas, bool afs, int steps)
-      : den_(den), sigmas_(sigmas), afs_(afs), steps_(steps) {}
+  // `grid`: the solver's grid, σ̃ or (opt.time) t; `steps`: the intervals it takes itself.
+  GridEval(Denoiser& den, const Grid& grid, const SolverOptions& opt, int steps)
+      : den_(den), grid_(grid), afs_(opt.afs), afs_x0_(opt.afs_x0), time_(opt.time), steps_(steps) {}
 
   Denoiser& den() const { return den_; }
   // The whole grid (rules that depend on the number of intervals read it all).
-  const Grid& sigmas() const { return sigmas_; }
-  // The intervals the solver takes itself: all, or all but a last one into σ = 0.
+  const Grid& grid() const { return grid_; }
   int steps() const { return steps_; }
 
-  // At grid point i: d_i = v(x, σ_i), D(x, σ_i), or both with the feature of that evaluation.
+  // At grid point i: d_i, D(x, σ_i), or both with the feature of that evaluation.
   Tensor d(const Tensor& x, int i) const;
   Tensor x0(const Tensor& x, int i) const;
   struct Point {
     Tensor d, x0, feature;
   };
   Point point(const Tensor& x, int i) const;
+  // d at any τ of the grid's variable (a point inside an interval).
+  Tensor d_at(const Tensor& x, double tau) const;
+  // d at a per-sample τ [B] with the model called at model_tau [B] (AMED's time scale a:
+  // model_tau = a·τ); differentiable in x and both.
+  Tensor d_at(const Tensor& x, const Tensor& tau, const Tensor& model_tau) const;
 
  private:
   bool analytic(int i) const { return afs_ && i == 0; }
+  // AFS's D at the first point (in time, also where α(t_0) = 0).
+  Tensor afs_denoised(const Tensor& x) const;
+  // In time: d from the state x, D and the point t.
+  Tensor time_derivative(const Tensor& x, const Tensor& x0, double t) const;
+  Denoised denoise_in_time(const Tensor& x, double t, bool with_feature) const;
+
   Denoiser& den_;
-  const Grid& sigmas_;
+  const Grid& grid_;
   bool afs_;
+  Tensor afs_x0_;
+  const Process* time_;
   int steps_;
 };
 

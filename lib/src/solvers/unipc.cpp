@@ -82,7 +82,7 @@ Tensor add_differences(Tensor x, const Tensor& m0, const std::vector<Tensor>& m,
 // start with that D. The last step the solver takes is not corrected (its D would be an
 // extra NFE); into σ = 0 the loop then returns D at it (ToZero::denoised).
 Tensor unipc(GridEval& ev, Tensor x, int max_order, const StepCallback& on_step, UniPcB b) {
-  const Grid& sigmas = ev.sigmas();
+  const Grid& sigmas = ev.grid();
   const int n = num_steps(sigmas);
   max_order = std::clamp(max_order, 1, 3);
   if (ev.steps() == 0) return x;  // one interval, into σ = 0: the loop's

@@ -275,7 +275,7 @@ TEST(AmedDistill, LowersTheErrorToTheTeacherOnGmm2d) {
     // sampling with it uses it: the result differs from the untrained midpoint's
     Config cfg = gmm_config(solver, tmp.path / "cache", 60);
     const Model model = Model::load({cfg.model.path});
-    const StepPlan plan = plan_run(cfg, model.meta());
+    const StepPlan plan = plan_run(cfg, model);
     const std::optional<AmedPredictor> p = load_run_predictor(
         parse_config({{"model", {{"path", cfg.model.path.string()}}},
                       {"solver", {{"name", solver}, {"nfe", 5}, {"predictor", out.string()}}},

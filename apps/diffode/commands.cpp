@@ -24,6 +24,7 @@
 #include "diffode/sampler.hpp"
 #include "diffode/schedule.hpp"
 #include "diffode/solver.hpp"
+#include "diffode/tune.hpp"
 #include "markdown.hpp"
 #include "shard_env.hpp"
 
@@ -32,6 +33,38 @@ namespace diffode::cli {
 namespace fs = std::filesystem;
 
 namespace {
+
+// A progress bar of a count (iterations, trajectories) on stderr when it is a terminal;
+// otherwise a log line at every tenth of the total.
+class CountBar {
+ public:
+  explicit CountBar(const char* unit) : unit_(unit), tty_(::isatty(STDERR_FILENO) != 0) {}
+  ~CountBar() {
+    if (drawn_) std::fputc('\n', stderr);
+  }
+  void operator()(int64_t done, int64_t total, const std::string& detail = "") {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (total <= 0) return;
+    if (tty_) {
+      const int width = 30, filled = static_cast<int>(width * done / total);
+      std::fprintf(stderr, "\r[%s%s] %lld/%lld %s  %s  %.0f s ", std::string(filled, '#').c_str(),
+                   std::string(width - filled, '.').c_str(), static_cast<long long>(done),
+                   static_cast<long long>(total), unit_, detail.c_str(), elapsed);
+      std::fflush(stderr);
+      drawn_ = true;
+    } else if (done > 0 && (done == total || done * 10 / total != last_ * 10 / total)) {
+      spdlog::info("{}/{} {}{}{}, {:.0f} s", done, total, unit_, detail.empty() ? "" : ": ", detail, elapsed);
+      last_ = done;
+    }
+  }
+
+ private:
+  const char* unit_;
+  bool tty_;
+  bool drawn_ = false;
+  int64_t last_ = -1;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
 
 // A one-line progress bar on stderr when it is a terminal; plain log lines otherwise.
 class Progress {
@@ -169,27 +202,21 @@ int cmd_distill(const SampleArgs& args) {
     out = *cfg.solver.predictor;
   else
     throw InputError(cfg.source + ": /solver/predictor: no predictor file to write: set solver.predictor or give -o FILE");
-  const bool tty = ::isatty(STDERR_FILENO) != 0;
-  int64_t last_logged = -1;
-  bool drawn = false;
-  const auto start = std::chrono::steady_clock::now();
+  CountBar bar("iterations");
   run_distill(cfg, out, [&](int64_t it, int64_t total, double loss, double best) {
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (tty) {
-      const int width = 30, filled = static_cast<int>(width * it / std::max<int64_t>(1, total));
-      std::fprintf(stderr, "\r[%s%s] %lld/%lld iterations  loss %.4g  best val %.4g  %.0f s ",
-                   std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
-                   static_cast<long long>(it), static_cast<long long>(total), loss, best, elapsed);
-      std::fflush(stderr);
-      drawn = true;
-    } else if (it > 0 && (it == total || it * 10 / std::max<int64_t>(1, total) != last_logged * 10 / std::max<int64_t>(1, total))) {
-      spdlog::info("iteration {}/{}: training loss {:.4g}, best validation loss {:.4g}, {:.0f} s", it, total, loss, best,
-                   elapsed);
-      last_logged = it;
-    }
+    bar(it, total, fmt::format("loss {:.4g}  best val {:.4g}", loss, best));
   });
-  if (drawn) std::fputc('\n', stderr);
   std::cout << out.string() << "\n";
+  return 0;
+}
+
+int cmd_tune(const SampleArgs& args) {
+  if (args.configs.size() != 1) throw InputError("tune: give one config (-c FILE), got " + std::to_string(args.configs.size()));
+  if (!args.out) throw InputError("tune: give the grid file to write (-o FILE)");
+  const Config cfg = load_config(args.configs.front(), args.sets);
+  CountBar bar("teacher trajectories");
+  run_tune(cfg, fs::absolute(*args.out), [&](int64_t done, int64_t total) { bar(done, total); });
+  std::cout << fs::absolute(*args.out).string() << "\n";
   return 0;
 }
 

@@ -20,6 +20,7 @@ int cmd_compare(const SampleArgs& args);
 int cmd_merge(const std::vector<std::filesystem::path>& dirs, const std::optional<std::filesystem::path>& out);
 int cmd_info(const std::filesystem::path& model);
 int cmd_distill(const SampleArgs& args);
+int cmd_tune(const SampleArgs& args);
 
 struct EvalArgs {
   std::filesystem::path samples;   // a run directory (samples.npy + manifest.json) or an .npy file

@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
     }
     return cmd;
   };
-  diffode::cli::SampleArgs sample, compare, distill;
-  std::string out, compare_out, distill_out;
+  diffode::cli::SampleArgs sample, compare, distill, tune;
+  std::string out, compare_out, distill_out, tune_out;
   auto* sample_cmd = config_command("sample", "Sample from a JSON config: grid.png, samples.npy, manifest.json", sample,
                                     out, "Output directory (default: output.dir, else runs/<config name>)", true);
   auto* compare_cmd =
@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
                      compare_out, "Output directory (default: output.dir, else runs/<config name>)", true);
   auto* distill_cmd = config_command("distill", "Train an AMED step predictor for the config's AMED solver", distill,
                                      distill_out, "Predictor file to write (default: solver.predictor)", false);
+  auto* tune_cmd = config_command("tune", "Search the sigma grid for the config's solver and NFE on its model (after GITS)",
+                                  tune, tune_out, "Tuned grid file to write (JSON; schedule {\"name\": \"tuned\", \"path\": ...})",
+                                  false);
   std::vector<std::filesystem::path> merge_dirs;
   std::string merge_out;
   auto* merge_cmd = app.add_subcommand("merge", "Assemble the shards of a run (from --shard) into its outputs");
@@ -113,6 +116,10 @@ int main(int argc, char** argv) {
     if (*distill_cmd) {
       if (!distill_out.empty()) distill.out = distill_out;
       return diffode::cli::cmd_distill(distill);
+    }
+    if (*tune_cmd) {
+      if (!tune_out.empty()) tune.out = tune_out;
+      return diffode::cli::cmd_tune(tune);
     }
     if (*info_cmd) return diffode::cli::cmd_info(model_path);
     if (*eval_cmd) return diffode::cli::cmd_eval(eval);

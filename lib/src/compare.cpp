@@ -314,7 +314,7 @@ Cell plan_cell(const Config& cfg, const Model& model, size_t index, int target) 
   for (int nfe = target; nfe >= 1; --nfe) {
     const Config c = solver_config(cfg, solver.solver, nfe, std::nullopt);
     try {
-      plan_run(c, model.meta());
+      plan_run(c, model);
     } catch (const InputError& e) {
       if (nfe == target) cell.why = e.what();
       continue;

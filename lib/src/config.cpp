@@ -198,6 +198,7 @@ const std::vector<Field<ScheduleConfig>>& schedule_fields() {
       schedule_param(key<S>("beta_max", &S::beta_max, "vp_time: the VP process's beta at t = 1 (> beta_min)",
                             positive())),
       key<S>("denoise_to_zero", &S::denoise_to_zero, "one more model call at sigma_min returning D (+1 NFE)"),
+      schedule_param(key<S>("path", &S::path, "tuned: the grid file diffode tune wrote")),
   };
   return f;
 }
@@ -228,6 +229,18 @@ const std::vector<Field<DistillConfig>>& distill_fields() {
       key<S>("seed", &S::seed, "first distillation seed (far from the sampling seeds)", at_least<int64_t>(0)),
       key<S>("scale_dir", &S::scale_dir, "c in [1 - scale_dir, 1 + scale_dir]", in_unit_interval()),
       key<S>("scale_time", &S::scale_time, "a in [1 - scale_time, 1 + scale_time]", in_unit_interval()),
+  };
+  return f;
+}
+
+const std::vector<Field<TuneConfig>>& tune_fields() {
+  using S = TuneConfig;
+  static const std::vector<Field<S>> f = {
+      key<S>("points", &S::points, "K: candidate grid points (the schedule at K steps)", at_least(1)),
+      key<S>("trajectories", &S::trajectories, "teacher trajectories", at_least<int64_t>(1)),
+      key<S>("seed", &S::seed, "first teacher seed (far from the sampling seeds)", at_least<int64_t>(0)),
+      key<S>("teacher", &S::teacher, "a training-free solver on the candidate grid", training_free("teacher")),
+      key<S>("teacher_points", &S::teacher_points, "M: extra teacher points per candidate interval", at_least(0)),
   };
   return f;
 }
@@ -288,6 +301,32 @@ SolverConfig parse_solver(const json& obj, const Where& w, bool with_steps) {
   return s;
 }
 
+// The grid of a tuned schedule from the file `diffode tune` wrote (its record kept for
+// check_tuned once the model and plan are known).
+ScheduleConfig read_tuned(ScheduleConfig s, const Where& w) {
+  const Where at = w.at("path");
+  if (s.path.empty()) at.fail("schedule 'tuned' needs the file diffode tune wrote");
+  json rec;
+  try {
+    rec = read_json_file(s.path);
+  } catch (const InputError& e) {
+    at.fail(e.what());
+  }
+  if (!rec.is_object() || rec.value("kind", json()) != "diffode_tuned_grid" || !rec.contains("sigmas") ||
+      !rec["sigmas"].is_array() || rec["sigmas"].size() < 2)
+    at.fail(s.path.string() + " is not a tuned grid written by diffode tune (kind \"diffode_tuned_grid\" with sigmas)");
+  for (size_t i = 0; i < rec["sigmas"].size(); ++i) {
+    const json& v = rec["sigmas"][i];
+    const double x = v == "inf" && i == 0 ? INFINITY : v.is_number() ? v.get<double>() : NAN;
+    if (!(x >= 0) || (i && !(x < s.sigmas.back())))
+      at.fail(s.path.string() + ": sigmas/" + std::to_string(i) + ": " + v.dump() +
+              " is not part of a strictly decreasing grid of values >= 0");
+    s.sigmas.push_back(x);
+  }
+  s.tuned = std::move(rec);
+  return s;
+}
+
 ScheduleConfig parse_schedule(const json& obj, const Where& w) {
   ScheduleConfig s = read_section(obj, schedule_fields(), w);
   const ScheduleInfo& info = *s.schedule;
@@ -301,6 +340,7 @@ ScheduleConfig parse_schedule(const json& obj, const Where& w) {
     w.at(obj.contains("beta_max") ? "beta_max" : "beta_min")
         .fail("beta_max must be > beta_min, got beta_min " + json(s.beta_min).dump() + ", beta_max " +
               json(s.beta_max).dump());
+  if (info.takes("path")) return read_tuned(std::move(s), w);
   if (!info.takes("sigmas")) return s;
   if (!obj.contains("sigmas")) w.at("sigmas").fail("schedule '" + info.name + "' needs a list of sigmas");
   const auto& sg = s.sigmas;
@@ -373,6 +413,7 @@ const std::vector<KeyInfo>& config_keys() {
       {"sampling", Kind::Object, json::object(), "samples, seeds, labels, guidance", false,
        schema_of(sampling_fields())},
       {"distill", Kind::Object, json::object(), "AMED predictor distillation", false, schema_of(distill_fields())},
+      {"tune", Kind::Object, nullptr, "diffode tune: the time-grid search", false, schema_of(tune_fields())},
       {"compare", Kind::Object, nullptr, "diffode compare: solvers x NFE", false, compare_schema()},
       {"eval", Kind::Object, nullptr, "quality measures on the samples", false, schema_of(eval_fields())},
       {"output", Kind::Object, json::object(), "the run directory's files", false, schema_of(output_fields())},
@@ -383,6 +424,7 @@ const std::vector<KeyInfo>& config_keys() {
 json to_json(const SolverConfig& s) { return write_section(s, solver_fields(true)); }
 json to_json(const Labels& l) { return Codec<Labels>::write(l); }
 json to_json(const DistillConfig& d) { return write_section(d, distill_fields()); }
+json to_json(const TuneConfig& t) { return write_section(t, tune_fields()); }
 
 json to_json(const Config& c) {
   json j = {{"model", write_section(c.model, model_fields())},
@@ -393,6 +435,7 @@ json to_json(const Config& c) {
             {"output", write_section(c.output, output_fields())}};
   if (c.compare) j["compare"] = write_compare(*c.compare);
   if (c.eval) j["eval"] = write_section(*c.eval, eval_fields());
+  if (c.tune) j["tune"] = to_json(*c.tune);
   return j;
 }
 
@@ -522,6 +565,7 @@ Config read_config(const json& j, const std::string& source) {
                                     std::to_string(*c.solver.steps));
   c.sampling = read_section(section("sampling"), sampling_fields(), w.at("sampling"));
   if (j.contains("eval")) c.eval = read_section(j["eval"], eval_fields(), w.at("eval"));
+  if (j.contains("tune")) c.tune = read_section(j["tune"], tune_fields(), w.at("tune"));
   if (j.contains("compare")) c.compare = parse_compare(j["compare"], w.at("compare"));
   c.output = read_section(section("output"), output_fields(), w.at("output"));
   return c;

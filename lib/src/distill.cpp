@@ -35,39 +35,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The student's grid with m extra points in each interval: the schedule itself at
-// N·(m+1) steps when that contains the student's points, else geometric (linear into
-// σ = 0) insertion.
-Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range) {
-  const int n = static_cast<int>(g.size()) - 1;
-  if (spec.schedule->name != "custom") {
-    Grid fine = make_grid(spec, n * (m + 1), range);
-    bool contains = true;
-    for (int i = 0; i <= n; ++i) {
-      const double a = fine[static_cast<size_t>(i * (m + 1))], b = g[static_cast<size_t>(i)];
-      contains = contains && (a == b || std::abs(a - b) <= 1e-9 * std::abs(b));
-    }
-    if (contains) {
-      for (int i = 0; i <= n; ++i) fine[static_cast<size_t>(i * (m + 1))] = g[static_cast<size_t>(i)];
-      return fine;
-    }
-  }
-  Grid fine;
-  for (int i = 0; i < n; ++i) {
-    const double a = g[static_cast<size_t>(i)], b = g[static_cast<size_t>(i) + 1];
-    if (std::isinf(a))
-      throw InputError("cannot place teacher points between sigma inf and " + std::to_string(b) + " on schedule '" +
-                       spec.schedule->name + "': use a schedule given by a formula (e.g. time_uniform)");
-    fine.push_back(a);
-    for (int k = 1; k <= m; ++k) {
-      const double u = static_cast<double>(k) / (m + 1);
-      fine.push_back(b > 0 ? a * std::pow(b / a, u) : a * (1 - u));
-    }
-  }
-  fine.push_back(g.back());
-  return fine;
-}
-
 using Clock = std::chrono::steady_clock;
 
 // Everything one distillation run works with.
@@ -103,7 +70,7 @@ at::Tensor teacher_states(const Setup& s, ModelDenoiser& den, const Grid& fine, 
   std::vector<at::Tensor> points(static_cast<size_t>(n) + 1);
   points[0] = std::isinf(fine.front()) ? eps : eps * fine.front();
   integrate(s.teacher, den, eps, fine, {}, false, [&](int j, const at::Tensor& x) {
-    if ((j + 1) % per == 0) points[static_cast<size_t>((j + 1) / per)] = x.to(at::kFloat);
+    if ((j + 1) % per == 0) points[static_cast<size_t>((j + 1) / per)] = x.to(at::kFloat, false, true);  // a copy: solvers update x in place
   });
   den.check_finite(fine);
   return at::stack(points, 1).to(at::kFloat);
@@ -173,7 +140,7 @@ Setup make_setup(const Config& cfg, const Model& model) {
   const DistillConfig& dc = cfg.distill;
   const ModelMeta& meta = model.meta();
   const auto dtype = cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
-  Setup s{cfg, model, cfg.solver.info(), *dc.teacher, plan_run(cfg, meta), {}, 0, 0, dtype, {}};
+  Setup s{cfg, model, cfg.solver.info(), *dc.teacher, plan_run(cfg, model), {}, 0, 0, dtype, {}};
   s.k0 = std::isinf(s.plan.grid.front()) ? 1 : 0;
   if (s.plan.steps - s.k0 < 1)
     throw InputError(cfg.source + ": /solver: " + std::to_string(s.plan.steps) +

@@ -8,6 +8,7 @@
 
 #include "diffode/error.hpp"
 #include "diffode/io.hpp"
+#include "diffode/tune.hpp"
 #include "diffode/version.hpp"
 
 namespace diffode {
@@ -36,7 +37,8 @@ void check_conditioning(const Config& cfg, const Model& model) {
   if (!sc.labels.any()) throw InputError(where + "guidance: guidance needs class labels (sampling.labels)");
 }
 
-StepPlan plan_run(const Config& cfg, const ModelMeta& meta) {
+StepPlan plan_run(const Config& cfg, const Model& model) {
+  const ModelMeta& meta = model.meta();
   const SolverConfig& s = cfg.solver;
   const SigmaRange range{meta.sigma_min, meta.sigma_max, meta.process};
   const Space space = resolve_space(s, meta.process, {cfg.source, "/solver"});
@@ -52,6 +54,12 @@ StepPlan plan_run(const Config& cfg, const ModelMeta& meta) {
                       "\"mean\" needs a finite sigma_max, but the grid starts at sigma = inf (there the first "
                       "interval is the exact limit D(eps, inf) + sigma_1*eps); use afs true or false, or a "
                       "schedule from a finite sigma_max (model.sigma_max)");
+  if (!cfg.schedule.tuned.is_null()) try {
+      check_tuned(cfg.schedule.tuned, cfg.schedule.path,
+                  {model.sha256(), s.info().name, plan.nfe, afs_json(s, plan), space_name(plan.space)});
+    } catch (const InputError& e) {
+      throw ConfigError(cfg.source, "/schedule/path", e.what());
+    }
   if (cfg.schedule.denoise_to_zero && plan.grid.back() == 0)
     throw ConfigError(cfg.source, "/schedule/denoise_to_zero", "the grid already ends at sigma 0");
   return plan;
@@ -160,7 +168,7 @@ json job_identity(const Config& cfg, const Model& model, const StepPlan& plan) {
 }  // namespace
 
 SampleJob::SampleJob(Config cfg, Model model) : cfg_(std::move(cfg)), model_(std::move(model)) {
-  plan_ = plan_run(cfg_, model_.meta());
+  plan_ = plan_run(cfg_, model_);
   predictor_ = load_run_predictor(cfg_, model_, plan_);
   check_conditioning(cfg_, model_);
   identity_ = job_identity(cfg_, model_, plan_);

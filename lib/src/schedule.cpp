@@ -76,7 +76,7 @@ Grid vp_time(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
 
 Grid custom(int steps, const ScheduleSpec& spec, const SigmaRange&) {
   if (static_cast<int>(spec.sigmas.size()) != steps + 1)
-    throw InputError("schedule 'custom' lists " + std::to_string(spec.sigmas.size()) + " sigmas (" +
+    throw InputError("schedule '" + spec.schedule->name + "' lists " + std::to_string(spec.sigmas.size()) + " sigmas (" +
                      std::to_string(spec.sigmas.size() - 1) + " steps), but " + std::to_string(steps) +
                      " steps were asked for");
   return spec.sigmas;
@@ -96,6 +96,8 @@ const std::vector<ScheduleInfo>& schedules() {
        "through its sigma(t), whatever the model's process",
        {"beta_min", "beta_max"}, 0.0, vp_time},
       {"custom", "an explicit decreasing list `sigmas` (its length fixes the steps)", {"sigmas"}, 0.0, custom},
+      {"tuned", "the grid `diffode tune` found for one model, solver and NFE (file `path`; its length fixes the steps)",
+       {"path"}, 0.0, custom},
   };
   return s;
 }
@@ -130,6 +132,39 @@ Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range) {
                        std::to_string(i) + " (" + num(g[i - 1]) + " -> " + num(g[i]) +
                        "): use fewer steps or a wider sigma range");
   return g;
+}
+
+// The student's grid with m extra points in each interval: the schedule itself at
+// N·(m+1) steps when that contains the student's points, else geometric (linear into
+// σ = 0) insertion.
+Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range) {
+  const int n = static_cast<int>(g.size()) - 1;
+  if (!fixed_steps(spec)) {
+    Grid fine = make_grid(spec, n * (m + 1), range);
+    bool contains = true;
+    for (int i = 0; i <= n; ++i) {
+      const double a = fine[static_cast<size_t>(i * (m + 1))], b = g[static_cast<size_t>(i)];
+      contains = contains && (a == b || std::abs(a - b) <= 1e-9 * std::abs(b));
+    }
+    if (contains) {
+      for (int i = 0; i <= n; ++i) fine[static_cast<size_t>(i * (m + 1))] = g[static_cast<size_t>(i)];
+      return fine;
+    }
+  }
+  Grid fine;
+  for (int i = 0; i < n; ++i) {
+    const double a = g[static_cast<size_t>(i)], b = g[static_cast<size_t>(i) + 1];
+    if (std::isinf(a))
+      throw InputError("cannot place teacher points between sigma inf and " + std::to_string(b) + " on schedule '" +
+                       spec.schedule->name + "': use a schedule given by a formula (e.g. time_uniform)");
+    fine.push_back(a);
+    for (int k = 1; k <= m; ++k) {
+      const double u = static_cast<double>(k) / (m + 1);
+      fine.push_back(b > 0 ? a * std::pow(b / a, u) : a * (1 - u));
+    }
+  }
+  fine.push_back(g.back());
+  return fine;
 }
 
 }  // namespace diffode

@@ -80,6 +80,17 @@ struct DistillConfig {
 // The schedule and its parameters (a ScheduleSpec, DESIGN.md §3), and denoise_to_zero.
 struct ScheduleConfig : ScheduleSpec {
   bool denoise_to_zero = false;
+  std::filesystem::path path;  // tuned: the file `diffode tune` wrote (its grid is in `sigmas`)
+  nlohmann::json tuned;        // tuned: that file's record, checked against the run (check_tuned)
+};
+
+// `diffode tune` (DESIGN.md §3): the grid search.
+struct TuneConfig {
+  int points = 64;                // K: the candidate grid is the schedule at K steps
+  int64_t trajectories = 256;     // teacher trajectories (seeds seed .. seed + trajectories - 1)
+  int64_t seed = 2000000000;      // far from the sampling and distillation seeds
+  const SolverInfo* teacher = &find_solver("dpmpp3m");  // training-free, on the candidates
+  int teacher_points = 0;         // M: extra teacher points inside each candidate interval
 };
 
 struct SamplingConfig {
@@ -132,6 +143,7 @@ struct Config {
   ScheduleConfig schedule;
   SamplingConfig sampling;
   DistillConfig distill;
+  std::optional<TuneConfig> tune;
   std::optional<EvalConfig> eval;
   std::optional<CompareConfig> compare;
   OutputConfig output;
@@ -142,6 +154,7 @@ nlohmann::json to_json(const Config& c);
 nlohmann::json to_json(const SolverConfig& s);
 nlohmann::json to_json(const Labels& l);      // null when none
 nlohmann::json to_json(const DistillConfig& d);
+nlohmann::json to_json(const TuneConfig& t);
 
 // Every config key as "section.key" with its kind, default and doc (the one table).
 const std::vector<KeyInfo>& config_keys();

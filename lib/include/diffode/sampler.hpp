@@ -18,8 +18,8 @@
 namespace diffode {
 
 // The config's steps or target NFE resolved into a grid for the model (InputError naming
-// the config key when the NFE cannot be hit).
-StepPlan plan_run(const Config& cfg, const ModelMeta& meta);
+// the config key when the NFE cannot be hit); a tuned grid checked against model and plan.
+StepPlan plan_run(const Config& cfg, const Model& model);
 // Labels and guidance of cfg.sampling against what the model offers (InputError if not).
 void check_conditioning(const Config& cfg, const Model& model);
 // The predictor of an AMED solver (solver.predictor), checked against model and plan;

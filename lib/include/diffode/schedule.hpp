@@ -45,7 +45,12 @@ std::vector<std::string> schedule_names();
 // Throws InputError when the schedule cannot span the range (e.g. logsnr to sigma 0).
 Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range);
 
-// A schedule that fixes the number of steps itself (custom): that number.
+// `g` with m extra points in each interval: the schedule itself at N·(m+1) steps when that
+// contains g's points, else geometric insertion σ_i·(σ_{i+1}/σ_i)^{k/(m+1)} (linear into
+// σ = 0). InputError for an interval from σ = inf that the schedule cannot refine.
+Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range);
+
+// A schedule that fixes the number of steps itself (custom, tuned): that number.
 std::optional<int> fixed_steps(const ScheduleSpec& spec);
 
 }  // namespace diffode

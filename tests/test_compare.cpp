@@ -299,3 +299,62 @@ TEST(Compare, BadCompareSectionsAreNamed) {
 }
 
 }  // namespace
+
+// Each compared solver may carry its own plan: a schedule, AFS and space, and a tuned grid per
+// NFE ("{nfe}" in its path). Its cells are those of a sample run with that plan; a missing
+// tuned file or one for another setting stops the comparison (exit 2) before anything is sampled.
+TEST(Compare, EachSolverMayCarryItsOwnPlan) {
+  CompareDir d;
+  const fs::path tune_cfg = d.tmp.path / "tune.json";
+  for (int nfe : {3, 4}) {
+    write_json(tune_cfg, {{"model", {{"path", model_path("gmm2d.pt").string()}}},
+                          {"solver", {{"name", "dpmpp2m"}, {"nfe", nfe}}},
+                          {"schedule", {{"name", "logsnr"}}},
+                          {"tune", {{"points", 12}, {"trajectories", 32}, {"teacher_points", 1}}}});
+    const CliResult t = run_cli("tune -c " + q(tune_cfg) + " -o " +
+                                q(d.tmp.path / ("grids/dpmpp2m-" + std::to_string(nfe) + ".json")));
+    ASSERT_EQ(t.code, 0) << t.output;
+  }
+  json j = {{"model", {{"path", model_path("gmm2d.pt").string()}}},
+            {"schedule", {{"name", "logsnr"}}},
+            {"sampling", {{"num_samples", 32}, {"batch_size", 32}}},
+            {"compare",
+             {{"solvers",
+               {{{"name", "dpmpp2m"}},
+                {{"name", "dpmpp2m"}, {"label", "dpmpp2m tuned"},
+                 {"schedule", {{"name", "tuned"}, {"path", "grids/dpmpp2m-{nfe}.json"}}}},
+                {{"name", "heun"}, {"label", "heun t"}, {"space", "time"}, {"afs", true},
+                 {"schedule", {{"name", "polynomial"}, {"rho", 5}}}}}},
+              {"nfe", {3, 4}},
+              {"reference", {{"steps", 400}, {"tolerance", 0.02}}}}}};
+  const fs::path cfg = write_json(d.tmp.path / "plans.json", j);
+  const CliResult r = run_cli("compare -c " + q(cfg) + " -o " + q(d.tmp.path / "out"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json c = json::parse(read_file(d.tmp.path / "out" / "compare.json"));
+  ASSERT_EQ(c["cells"].size(), 6u);
+  EXPECT_EQ(c["cells"][0]["schedule"], "logsnr");
+  EXPECT_EQ(c["cells"][2]["schedule"], "tuned");
+  EXPECT_EQ(c["cells"][4]["schedule"], "polynomial");
+  EXPECT_EQ(c["cells"][4]["space"], "time");
+  EXPECT_EQ(c["cells"][4]["afs"], true);
+  // the tuned cell at NFE 4 is a sample run on the grid tuned for NFE 4
+  const fs::path use = write_json(d.tmp.path / "use.json",
+                                  {{"model", {{"path", model_path("gmm2d.pt").string()}}},
+                                   {"solver", {{"name", "dpmpp2m"}, {"nfe", 4}}},
+                                   {"schedule", {{"name", "tuned"}, {"path", "grids/dpmpp2m-4.json"}}},
+                                   {"sampling", {{"num_samples", 32}, {"batch_size", 32}}}});
+  const CliResult s = run_cli("sample -c " + q(use) + " -o " + q(d.tmp.path / "run"));
+  ASSERT_EQ(s.code, 0) << s.output;
+  const std::vector<float> shown = npy_values(d.tmp.path / "out" / "cells" / "1-dpmpp2m_tuned@4.npy");
+  const std::vector<float> sampled = npy_values(d.tmp.path / "run" / "samples.npy");
+  ASSERT_FALSE(shown.empty());
+  for (size_t i = 0; i < shown.size(); ++i) ASSERT_EQ(shown[i], sampled[i]) << i;
+
+  // a compared solver whose tuned grid for a cell is missing: the cell's pointer, exit 2
+  j["compare"]["nfe"] = json::array({3, 5});
+  const CliResult bad = run_cli("compare -c " + q(write_json(d.tmp.path / "bad.json", j)) + " -o " + q(d.tmp.path / "out2"));
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_TRUE(Contains(bad.output, "dpmpp2m tuned at NFE 5"));
+  EXPECT_TRUE(Contains(bad.output, "/compare/solvers/1/schedule/path"));
+  EXPECT_FALSE(fs::exists(d.tmp.path / "out2" / "compare.json"));
+}

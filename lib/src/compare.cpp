@@ -46,7 +46,7 @@ std::optional<T> optional_at(const json& j, const char* key) {
 // What cells/ keeps of a measured row: the row less its label, target and note.
 json measured_json(const CompareRow& r) {
   json j = {{"solver", or_null(r.solver)}, {"nfe", or_null(r.nfe)}, {"steps", or_null(r.steps)},
-            {"afs", or_null(r.afs)}, {"rmse", or_null(r.rmse)}, {"max_err", or_null(r.max_err)},
+            {"afs", r.afs}, {"space", or_null(r.space)}, {"schedule", or_null(r.schedule)}, {"rmse", or_null(r.rmse)}, {"max_err", or_null(r.max_err)},
             {"psnr", or_null(r.psnr)}, {"frechet_distance", or_null(r.frechet_distance)}, {"time_s", or_null(r.time_s)}};
   if (r.predictor) j["predictor"] = *r.predictor;
   return j;
@@ -57,7 +57,9 @@ void read_measured(const json& j, CompareRow& r) {
   r.solver = optional_at<std::string>(j, "solver");
   r.nfe = optional_at<int>(j, "nfe");
   r.steps = optional_at<int>(j, "steps");
-  r.afs = optional_at<bool>(j, "afs");
+  r.afs = j.at("afs");
+  r.space = optional_at<std::string>(j, "space");
+  r.schedule = optional_at<std::string>(j, "schedule");
   r.rmse = optional_at<double>(j, "rmse");
   r.max_err = optional_at<double>(j, "max_err");
   r.psnr = optional_at<double>(j, "psnr");
@@ -311,19 +313,24 @@ struct Cell {
 Cell plan_cell(const Config& cfg, const Model& model, size_t index, int target) {
   const ComparedSolver& solver = cfg.compare->solvers[index];
   Cell cell{index, solver.name(), target, std::nullopt, ""};
+  const std::string where = "/compare/solvers/" + std::to_string(index);
+  auto fail = [&](int nfe, const std::string& what) {
+    throw InputError(cfg.source + ": /compare/solvers: " + cell.label + " at NFE " + std::to_string(nfe) + ": " + what);
+  };
   for (int nfe = target; nfe >= 1; --nfe) {
-    const Config c = solver_config(cfg, solver.solver, nfe, std::nullopt);
+    Config c = solver_config(cfg, solver.solver, nfe, std::nullopt);
     try {
+      c.schedule = compare_schedule(cfg, solver, nfe, where);
       plan_run(c, model);
-    } catch (const InputError& e) {
+    } catch (const ConfigError& e) {
+      if (e.pointer() != "/solver/nfe") fail(nfe, e.what());  // not a question of the NFE: the cell is wrong
       if (nfe == target) cell.why = e.what();
       continue;
     }
     try {
       cell.job.emplace(c, model);
     } catch (const InputError& e) {
-      throw InputError(cfg.source + ": /compare/solvers: " + cell.label + " at NFE " + std::to_string(nfe) + ": " +
-                       e.what());
+      fail(nfe, e.what());
     }
     return cell;
   }
@@ -385,7 +392,9 @@ CompareRow planned_row(const Cell& cell) {
     row.solver = cell.job->solver().name;
     row.nfe = plan.nfe;
     row.steps = plan.steps;
-    row.afs = plan.afs;
+    row.afs = afs_json(cell.job->config().solver, plan);
+    row.space = space_name(plan.space);
+    row.schedule = cell.job->config().schedule.schedule->name;
   }
   return row;
 }
@@ -486,7 +495,7 @@ std::vector<std::pair<std::string, at::Tensor>> grid_rows(const CompareConfig& c
 
 std::string csv_of(const std::vector<CompareRow>& rows) {
   std::ostringstream out;
-  const std::vector<std::string> cols = {"label", "solver", "target_nfe", "nfe", "steps", "afs",
+  const std::vector<std::string> cols = {"label", "solver", "target_nfe", "nfe", "steps", "afs", "space", "schedule",
                                          "rmse", "max_err", "psnr", "frechet_distance", "time_s", "note"};
   for (size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
   out << "\n";

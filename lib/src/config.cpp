@@ -366,7 +366,10 @@ CompareConfig parse_compare(const json& obj, const Where& w) {
     const json& e = obj["solvers"][i];
     const Where at = w.at("solvers").at(std::to_string(i));
     ComparedSolver s{e.contains("label") ? std::optional(e["label"].get<std::string>()) : std::nullopt,
-                     parse_solver(e, at, false)};
+                     parse_solver(e, at, false), e.value("schedule", json())};
+    // checked now unless it names a file per NFE (read per cell)
+    if (!s.schedule.is_null() && s.schedule.value("path", "").find("{nfe}") == std::string::npos)
+      parse_schedule(s.schedule, at.at("schedule"));
     if (std::find(labels.begin(), labels.end(), s.name()) != labels.end())
       at.fail("label '" + s.name() + "' is used twice: give each compared solver its own \"label\"");
     labels.push_back(s.name());
@@ -385,6 +388,7 @@ json write_compare(const CompareConfig& c) {
   for (const auto& s : c.solvers) {
     json o = write_section(s.solver, solver_fields(false));
     if (s.label) o["label"] = *s.label;
+    if (!s.schedule.is_null()) o["schedule"] = s.schedule;
     solvers.push_back(o);
   }
   return {{"solvers", solvers},
@@ -396,7 +400,10 @@ json write_compare(const CompareConfig& c) {
 std::vector<KeyInfo> compare_schema() {
   std::vector<KeyInfo> solver = {{"label", Kind::String, nullptr, "the solver's name in tables and plots"}};
   for (const auto& k : schema_of(solver_fields(false))) solver.push_back(k);
-  return {{"solvers", Kind::ObjectList, nullptr, "the compared solvers: solver keys but steps/nfe, and a label", true,
+  solver.push_back({"schedule", Kind::Object, nullptr,
+                    "its own schedule (default: the config's); {nfe} in a tuned path becomes the cell's NFE", false,
+                    schema_of(schedule_fields())});
+  return {{"solvers", Kind::ObjectList, nullptr, "the compared solvers: solver keys but steps/nfe, a label, a schedule", true,
            solver},
           {"nfe", Kind::IntList, nullptr, "target NFEs (each cell: the largest reachable NFE <= target)", true},
           {"reference", Kind::Object, json::object(), "the reference solution", false, schema_of(reference_fields())},
@@ -404,6 +411,17 @@ std::vector<KeyInfo> compare_schema() {
 }
 
 }  // namespace
+
+ScheduleConfig compare_schedule(const Config& cfg, const ComparedSolver& s, int nfe, const std::string& where) {
+  if (s.schedule.is_null()) return cfg.schedule;
+  json j = s.schedule;
+  if (j.contains("path")) {
+    std::string p = j["path"].get<std::string>();
+    for (auto at = p.find("{nfe}"); at != std::string::npos; at = p.find("{nfe}")) p.replace(at, 5, std::to_string(nfe));
+    j["path"] = p;
+  }
+  return parse_schedule(j, Where{cfg.source, where + "/schedule"});
+}
 
 const std::vector<KeyInfo>& config_keys() {
   static const std::vector<KeyInfo> keys = {

@@ -27,7 +27,9 @@ struct CompareRow {
   // What was sampled: the solver at the largest reachable NFE <= the target (none: unreachable).
   std::optional<std::string> solver;
   std::optional<int> nfe, steps;
-  std::optional<bool> afs;
+  nlohmann::json afs;                   // false, true or "mean" (null: unreachable)
+  std::optional<std::string> space;     // "sigma" or "time"
+  std::optional<std::string> schedule;  // the grid's schedule name
   // Against the reference, when measured; psnr none when equal, frechet_distance without `eval`.
   std::optional<double> rmse, max_err, psnr, frechet_distance;
   std::optional<double> time_s;          // sampling wall time (none: unreachable)

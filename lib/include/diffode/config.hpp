@@ -111,6 +111,9 @@ struct EvalConfig {
 struct ComparedSolver {
   std::optional<std::string> label;  // unset: the solver's name
   SolverConfig solver;
+  // Its own schedule section (null: the config's); "{nfe}" in a tuned path becomes the cell's
+  // NFE, so it is read per cell (compare_schedule).
+  nlohmann::json schedule;
   std::string name() const { return label ? *label : solver.info().name; }
 };
 
@@ -155,6 +158,10 @@ nlohmann::json to_json(const SolverConfig& s);
 nlohmann::json to_json(const Labels& l);      // null when none
 nlohmann::json to_json(const DistillConfig& d);
 nlohmann::json to_json(const TuneConfig& t);
+
+// A compared solver's schedule for a cell at `nfe` (its own, "{nfe}" replaced, or the
+// config's); `where` is the compared solver's pointer for messages.
+ScheduleConfig compare_schedule(const Config& cfg, const ComparedSolver& s, int nfe, const std::string& where);
 
 // Every config key as "section.key" with its kind, default and doc (the one table).
 const std::vector<KeyInfo>& config_keys();

@@ -86,11 +86,11 @@ struct ScheduleConfig : ScheduleSpec {
 
 // `diffode tune` (DESIGN.md §3): the grid search.
 struct TuneConfig {
-  int points = 64;                // K: the candidate grid is the schedule at K steps
+  int points = 32;                // K: the candidate grid is the schedule at K steps
   int64_t trajectories = 256;     // teacher trajectories (seeds seed .. seed + trajectories - 1)
   int64_t seed = 2000000000;      // far from the sampling and distillation seeds
   const SolverInfo* teacher = &find_solver("dpmpp3m");  // training-free, on the candidates
-  int teacher_points = 0;         // M: extra teacher points inside each candidate interval
+  int teacher_points = 2;         // M: extra teacher points inside each candidate interval
 };
 
 struct SamplingConfig {

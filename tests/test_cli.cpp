@@ -614,7 +614,7 @@ TEST(CliAmed, DistillThenSampleWithThePredictorAndDescribeIt) {
   const CliResult d = run_cli("distill -c " + q(config) + sets + " -o p.pt", tmp.path);
   ASSERT_EQ(d.code, 0) << d.output;
   ASSERT_TRUE(fs::is_regular_file(tmp.path / "p.pt"));
-  EXPECT_TRUE(Contains(d.output, "iteration 20/20"));
+  EXPECT_TRUE(Contains(d.output, "20/20 iterations: loss"));
 
   const CliResult i = run_cli("info " + q(tmp.path / "p.pt"));
   EXPECT_EQ(i.code, 0) << i.output;

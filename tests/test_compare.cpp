@@ -87,9 +87,9 @@ TEST(Compare, NumbersMatchSampleRunsAgainstTheCachedReferenceAndOutputsAreWritte
   }
 
   const std::string csv = read_file(out / "compare.csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "label,solver,target_nfe,nfe,steps,afs,rmse,max_err,psnr,frechet_distance,time_s,note");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "label,solver,target_nfe,nfe,steps,afs,space,schedule,rmse,max_err,psnr,frechet_distance,time_s,note");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7);
-  EXPECT_TRUE(Contains(csv, "\nipndm 3,ipndm,6,6,6,false,"));
+  EXPECT_TRUE(Contains(csv, "\nipndm 3,ipndm,6,6,6,false,sigma,"));
 
   // The grid: the reference and six cells, each row 2 × 28 px tall with 4 px between.
   const std::string png = read_file(out / "compare_grid.png");
@@ -228,7 +228,7 @@ TEST(CompareRow, ItsJsonHasTheKeysAndNullsOfEachState) {
   unreachable.note = "solver.nfe 1 is not reachable";
   EXPECT_EQ(diffode::to_json(unreachable).dump(),
             R"({"afs":null,"frechet_distance":null,"label":"heun","max_err":null,"nfe":null,)"
-            R"("note":"solver.nfe 1 is not reachable","psnr":null,"rmse":null,"solver":null,"steps":null,)"
+            R"("note":"solver.nfe 1 is not reachable","psnr":null,"rmse":null,"schedule":null,"solver":null,"space":null,"steps":null,)"
             R"("target_nfe":1,"time_s":null})");
 
   CompareRow sampled = unreachable;
@@ -241,7 +241,7 @@ TEST(CompareRow, ItsJsonHasTheKeysAndNullsOfEachState) {
   sampled.note = "diverged: model returned NaN or Inf";
   EXPECT_EQ(diffode::to_json(sampled).dump(),
             R"({"afs":true,"frechet_distance":null,"label":"heun","max_err":null,"nfe":1,)"
-            R"("note":"diverged: model returned NaN or Inf","psnr":null,"rmse":null,"solver":"amed","steps":1,)"
+            R"("note":"diverged: model returned NaN or Inf","psnr":null,"rmse":null,"schedule":null,"solver":"amed","space":null,"steps":1,)"
             R"("target_nfe":1,"time_s":0.5})");
 
   sampled.status = CompareRow::Status::ok;
@@ -251,7 +251,7 @@ TEST(CompareRow, ItsJsonHasTheKeysAndNullsOfEachState) {
   sampled.predictor = "p-1.pt";
   EXPECT_EQ(diffode::to_json(sampled).dump(),
             R"({"afs":true,"frechet_distance":null,"label":"heun","max_err":1.5,"nfe":1,"predictor":"p-1.pt",)"
-            R"("psnr":null,"rmse":0.25,"solver":"amed","steps":1,"target_nfe":1,"time_s":0.5})");
+            R"("psnr":null,"rmse":0.25,"schedule":null,"solver":"amed","space":null,"steps":1,"target_nfe":1,"time_s":0.5})");
 }
 
 TEST(Compare, AReferenceThatHasNotConvergedIsRefused) {

@@ -163,3 +163,23 @@ TEST(Tune, BadInputIsRefusedAndWritesNothing) {
   EXPECT_TRUE(Contains(r.output, "/schedule/path"));
   EXPECT_FALSE(fs::exists(tmp.path / "run"));
 }
+
+// The plan keys' refusals through the command line: exit 2, the key named, nothing written.
+TEST(Plans, SpaceAndAfsMeanWhereUndefinedAreRefused) {
+  TempDir tmp;
+  const fs::path flow = repo() / "configs" / "fmnist_flow.json";  // sigma_max = inf
+  const fs::path out = tmp.path / "run";
+  CliResult r = run_cli("sample -c " + q(flow) + " --set solver.afs=mean -o " + q(out));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "/solver/afs")) << r.output;
+  EXPECT_TRUE(Contains(r.output, "sigma_max")) << r.output;
+  r = run_cli("sample -c " + q(flow) + " --set solver.name=dpmpp2m --set solver.space=time -o " + q(out));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "/solver/space")) << r.output;
+  EXPECT_TRUE(Contains(r.output, "dpmpp2m")) << r.output;
+  r = run_cli("tune -c " + q(flow) + " --set solver.afs=mean --set solver.name=euler --set solver.nfe=5 -o " + q(tmp.path / "g.json"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "/solver/afs")) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(tmp.path / "g.json"));
+}

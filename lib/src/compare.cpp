@@ -212,7 +212,7 @@ SampleJob reference_job(const Config& cfg, const Model& model, int steps) {
 // The cache key: what determines the reference samples (not batching, threads or outputs).
 json reference_key(const SampleJob& full) {
   json key = full.identity();
-  for (const char* p : {"/config/output", "/config/compare", "/config/eval", "/config/distill",
+  for (const char* p : {"/config/output", "/config/compare", "/config/eval", "/config/distill", "/config/tune",
                         "/config/sampling/batch_size", "/config/model/threads", "/model/path", "/diffode_version"}) {
     const json::json_pointer ptr(p);
     if (key.contains(ptr)) key[ptr.parent_pointer()].erase(ptr.back());

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "diffode/error.hpp"
+#include "diffode/io.hpp"
 #include "diffode/tune.hpp"
 #include "test_cli_util.hpp"
 
@@ -41,7 +42,7 @@ struct Tuned {
                                               {"solver", {{"name", "ipndm"}, {"nfe", 4}}},
                                               {"schedule", {{"name", "logsnr"}}},
                                               {"sampling", {{"num_samples", 64}, {"batch_size", 64}}},
-                                              {"tune", {{"points", 24}, {"trajectories", 96}, {"teacher_points", 1}}}});
+                                              {"tune", {{"points", 24}, {"trajectories", 96}, {"teacher_points", 1}, {"refine", 48}}}});
     grid = tmp.path / "tuned.json";
     tune = run_cli("tune -c " + q(config) + " -o " + q(grid));
   }
@@ -91,6 +92,28 @@ TEST(Tune, WritesAGridThatSamplesAndBeatsNothingWorseThanItsSchedule) {
   ASSERT_EQ(r.code, 0) << r.output;
   const json m = json::parse(read_file(t.tmp.path / "run" / "manifest.json"));
   EXPECT_EQ(m["run"]["schedule"]["sigmas"], rec["sigmas"]);
+  // The refinement: the grid lies on the 4x lattice and its end error, measured here by
+  // sampling the refinement's seeds with it against a fine heun solution, is what it says.
+  const json& refine = rec["refine"];
+  ASSERT_TRUE(refine.is_object()) << rec.dump();
+  EXPECT_EQ(refine["lattice_points"], 96);
+  EXPECT_EQ(refine["indices"].front(), 0);
+  EXPECT_EQ(refine["indices"].back(), 96);
+  const double refined = refine["end_rmse"]["refined"].get<double>();
+  EXPECT_LE(refined, refine["end_rmse"]["dp_grid"].get<double>());
+  auto seeds_run = [&](const fs::path& config, const std::string& dir, const std::string& sets) {
+    const CliResult s = run_cli("sample -c " + q(config) + " --set sampling.seed=2000000000 --set sampling.num_samples=48" +
+                                " --set sampling.batch_size=48" + sets + " -o " + q(t.tmp.path / dir));
+    EXPECT_EQ(s.code, 0) << s.output;
+    return read_npy(t.tmp.path / dir / "samples.npy").data;
+  };
+  const std::vector<float> x = seeds_run(use, "tuned-seeds", "");
+  const std::vector<float> exact =
+      seeds_run(t.config, "fine-seeds", " --set solver.name=dpmpp3m --set solver.nfe=300");
+  ASSERT_EQ(x.size(), exact.size());
+  double sq = 0;
+  for (size_t i = 0; i < x.size(); ++i) sq += (double(x[i]) - exact[i]) * (double(x[i]) - exact[i]);
+  EXPECT_NEAR(std::sqrt(sq / static_cast<double>(x.size())), refined, 0.1 * refined);
   // A second search with the same teacher reads the costs from the cache.
   const CliResult again = run_cli("tune -c " + q(t.config) + " -o " + q(t.tmp.path / "again.json"));
   ASSERT_EQ(again.code, 0) << again.output;
@@ -142,6 +165,10 @@ TEST(Tune, BadInputIsRefusedAndWritesNothing) {
               q(out));
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_TRUE(Contains(r.output, "/tune/points"));
+  r = run_cli("tune -c " + q(cfg({{"name", "euler"}, {"nfe", 3}}, {{"name", "logsnr"}}, {{"trajectories", 8}, {"refine", 9}})) +
+              " -o " + q(out));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "/tune/refine"));
   r = run_cli("tune -c " +
               q(cfg({{"name", "euler"}, {"nfe", 3}}, {{"name", "custom"}, {"sigmas", {80, 1, 0.1, 0.01}}}, json::object())) +
               " -o " + q(out));

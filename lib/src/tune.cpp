@@ -5,6 +5,9 @@
 // trajectories into a cost matrix (cached), and dynamic programming picks the N + 1
 // candidates of least total cost. The DDIM step needs only D at the teacher's own states,
 // which the teacher evaluates anyway: the search costs the teacher's model calls alone.
+// Then (tune.refine) coordinate descent moves the chosen points on a 4× finer lattice of the
+// same schedule while the solver's own end error to the teacher falls: the proxy knows
+// nothing of the solver's order, history or first step, and this measures them directly.
 #include "diffode/tune.hpp"
 
 #include <ATen/ATen.h>
@@ -119,8 +122,9 @@ Tensor afs_denoised(const Search& s, const Tensor& x0, const Tensor& labels) {
 }
 
 // Adds one batch's summed per-trajectory errors into `sum` ((K+1)², i < j).
+// Also writes the teacher's end states (x̃ at the last candidate) into rows first.. of `ends`.
 void batch_costs(const Search& s, ModelDenoiser& model_den, int64_t first, int64_t count,
-                 std::vector<std::vector<double>>& sum) {
+                 std::vector<std::vector<double>>& sum, Tensor& ends) {
   const ModelMeta& meta = s.model.meta();
   const auto dtype = s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
   const int k = static_cast<int>(s.candidates.size()) - 1, per = (static_cast<int>(s.fine.size()) - 1) / k;
@@ -140,6 +144,7 @@ void batch_costs(const Search& s, ModelDenoiser& model_den, int64_t first, int64
   });
   model_den.check_finite(s.fine);
   const Tensor states = at::stack(x);  // [K+1, B, P]
+  ends.slice(0, first, first + count).copy_(x[static_cast<size_t>(k)].to(at::kCPU, at::kFloat));
   // The error is measured in the state scaled to unit variance, x̃/√(1 + σ̃²) (the VP state):
   // there a local error reaches the output with a gain of order one at every σ̃, where in x̃
   // an error at large σ̃ would count σ̃ times too much.
@@ -181,42 +186,136 @@ json cost_key(const Search& s) {
           {"measure", "ddim_vp_rms"}};
 }
 
-// The cost matrix: from the cache, else from the teacher trajectories (then cached).
-std::vector<std::vector<double>> costs(const Search& s, const TuneProgressFn& progress) {
+// What the teacher trajectories give: the cost matrix and their end states [T, P] (float32).
+struct Teacher {
+  std::vector<std::vector<double>> cost;
+  Tensor ends;
+};
+
+// The teacher's costs and ends: from the cache (a .json and a .npy under one key), else from
+// the teacher trajectories (then cached).
+Teacher teacher_run(const Search& s, const TuneProgressFn& progress) {
   const json key = cost_key(s);
-  const fs::path file = cache_dir() / ("tune-" + sha256_hex(key.dump()).substr(0, 24) + ".json");
-  if (fs::exists(file)) {
+  const std::string stem = "tune-" + sha256_hex(key.dump()).substr(0, 24);
+  const fs::path file = cache_dir() / (stem + ".json"), ends_file = cache_dir() / (stem + ".ends.npy");
+  const int64_t total = s.tc.trajectories, dim = at::ones(s.model.meta().sample_shape).numel();
+  if (fs::exists(file) && fs::exists(ends_file)) {
     const json cached = read_json_file(file);
-    if (cached.is_object() && cached.value("key", json()) == key) {
-      spdlog::info("candidate costs from the cache {}", file.string());
+    NpyArray ends = read_npy(ends_file);
+    if (cached.is_object() && cached.value("key", json()) == key && ends.shape == std::vector<int64_t>{total, dim}) {
+      spdlog::info("teacher costs and ends from the cache {}", file.string());
       if (progress) progress(0, 0);
-      return cached.at("cost").get<std::vector<std::vector<double>>>();
+      return {cached.at("cost").get<std::vector<std::vector<double>>>(),
+              at::from_blob(ends.data.data(), {total, dim}, at::kFloat).clone()};
     }
   }
   const size_t n = s.candidates.size();
-  std::vector<std::vector<double>> sum(n, std::vector<double>(n, 0.0));
+  Teacher t{std::vector<std::vector<double>>(n, std::vector<double>(n, 0.0)), at::empty({total, dim}, at::kFloat)};
   ModelDenoiser den(s.model, s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat);
-  const int64_t total = s.tc.trajectories, batch = s.cfg.sampling.batch_size;
+  const int64_t batch = s.cfg.sampling.batch_size;
   for (int64_t first = 0; first < total; first += batch) {
-    batch_costs(s, den, first, std::min(batch, total - first), sum);
+    batch_costs(s, den, first, std::min(batch, total - first), t.cost, t.ends);
     if (progress) progress(std::min(first + batch, total), total);
   }
-  for (auto& row : sum)
+  for (auto& row : t.cost)
     for (double& c : row) c /= static_cast<double>(total);
   try {
     std::error_code ec;
     fs::create_directories(cache_dir(), ec);
-    write_file_atomic(file, json({{"key", key}, {"cost", sum}}).dump() + "\n");
+    write_npy(ends_file, {total, dim}, t.ends.data_ptr<float>());
+    write_file_atomic(file, json({{"key", key}, {"cost", t.cost}}).dump() + "\n");
   } catch (const std::exception& e) {
-    spdlog::warn("candidate costs not cached ({})", e.what());
+    spdlog::warn("teacher costs not cached ({})", e.what());
   }
-  return sum;
+  return t;
 }
 
 double path_cost(const std::vector<std::vector<double>>& cost, const std::vector<int>& path) {
   double c = 0;
   for (size_t n = 1; n < path.size(); ++n) c += cost[static_cast<size_t>(path[n - 1])][static_cast<size_t>(path[n])];
   return c;
+}
+
+// The solver's own end error on `grid`, as sampling runs it (order, history, AFS, space):
+// the RMS over the first tune.refine teacher trajectories of its sample against the
+// teacher's end, the measure `compare` takes against its reference.
+double end_error(const Search& s, ModelDenoiser& den, const Grid& grid, const Tensor& ends) {
+  const ModelMeta& meta = s.model.meta();
+  const auto dtype = s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
+  const int64_t total = s.tc.refine, batch = s.cfg.sampling.batch_size;
+  double sq = 0;
+  for (int64_t first = 0; first < total; first += batch) {
+    const int64_t count = std::min(batch, total - first);
+    const Tensor eps = make_noise(s.tc.seed, first, count, meta.sample_shape)
+                           .to(at::TensorOptions().dtype(dtype).device(s.model.device()));
+    const std::vector<int64_t> l = sample_labels(s.cfg.sampling.labels, s.tc.seed, meta.num_classes,
+                                                 meta.sample_shape, first, count);
+    const Tensor labels = l.empty() ? Tensor() : at::tensor(l, at::kLong);
+    den.reset();
+    den.set_condition(labels.defined() ? labels.to(s.model.device()) : labels, s.cfg.sampling.guidance);
+    const SolverOptions opt{s.plan.afs, s.cfg.solver.max_order, nullptr,
+                            s.plan.space == Space::time ? &meta.process : nullptr,
+                            s.afs_means ? s.afs_means->of(labels) : Tensor()};
+    const Tensor x = integrate(s.cfg.solver.info(), den, eps, grid, opt, s.cfg.schedule.denoise_to_zero);
+    const Tensor e = x.reshape({count, -1}).to(at::kCPU, at::kDouble) - ends.slice(0, first, first + count).to(at::kDouble);
+    sq += e.pow(2).sum().item<double>();
+  }
+  return std::sqrt(sq / static_cast<double>(total * ends.size(1)));
+}
+
+struct Refined {
+  std::vector<int> indices;  // on the lattice
+  Grid grid;
+  double before = 0, after = 0;
+  int evaluations = 0;
+};
+
+// Stage 3: coordinate descent from the DP's grid on the schedule at kLattice·K steps (which
+// holds the candidates): each interior point moves by 4, then 2, then 1 lattice points while
+// the solver's own end error falls. It measures what the DDIM proxy cannot: the solver's
+// order, its history and its first step as sampling takes them.
+constexpr int kLattice = 4;
+Refined refine(const Search& s, const std::vector<int>& path, const Tensor& ends) {
+  const ModelMeta& meta = s.model.meta();
+  const Grid lattice = make_grid(s.cfg.schedule, kLattice * s.tc.points, {meta.sigma_min, meta.sigma_max, meta.process});
+  auto grid_of = [&](const std::vector<int>& q) {
+    Grid g;
+    for (int i : q) g.push_back(lattice[static_cast<size_t>(i)]);
+    return g;
+  };
+  Refined r;
+  for (int i : path) r.indices.push_back(kLattice * i);
+  for (size_t i = 0; i < s.candidates.size(); ++i) {
+    const double a = lattice[kLattice * i], b = s.candidates[i];
+    if (!(a == b || std::abs(a - b) <= 1e-9 * std::abs(b)))
+      throw std::logic_error("schedule '" + s.cfg.schedule.schedule->name + "' at " +
+                             std::to_string(kLattice * s.tc.points) + " steps does not hold its candidates");
+  }
+  ModelDenoiser den(s.model, s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat);
+  r.before = r.after = end_error(s, den, grid_of(r.indices), ends);
+  r.evaluations = 1;
+  for (int step : {4, 2, 1}) {
+    for (size_t n = 1; n + 1 < r.indices.size(); ++n)
+      for (int dir : {-step, step}) {
+        bool moved = false;
+        for (;;) {  // line search along this point while it helps
+          std::vector<int> q = r.indices;
+          q[n] += dir;
+          if (q[n] <= q[n - 1] || q[n] >= q[n + 1]) break;
+          const double e = end_error(s, den, grid_of(q), ends);
+          ++r.evaluations;
+          if (!(e < r.after)) break;
+          r.after = e;
+          r.indices = std::move(q);
+          moved = true;
+        }
+        if (moved) break;  // no way back: the other direction was worse
+      }
+    spdlog::info("refined with moves of {} lattice points: end RMSE {:.5g} (the DP's grid: {:.5g}), {} solver runs",
+                 step, r.after, r.before, r.evaluations);
+  }
+  r.grid = grid_of(r.indices);
+  return r;
 }
 
 // Stage 0: the plan to tune for and the grids, every check made.
@@ -241,6 +340,10 @@ Search make_search(const Config& cfg, const Model& model) {
   } catch (const InputError& e) {
     throw ConfigError(cfg.source, "/tune/teacher_points", e.what());
   }
+  if (tc.refine > tc.trajectories)
+    throw ConfigError(cfg.source, "/tune/refine",
+                      "refines on the first " + std::to_string(tc.refine) + " teacher trajectories, but there are " +
+                          std::to_string(tc.trajectories) + " (tune.trajectories)");
   if (cfg.solver.afs == Afs::mean) s.afs_means = afs_means(cfg, model, s.candidates.front());
   return s;
 }
@@ -270,10 +373,26 @@ json run_tune(const Config& cfg, const fs::path& out, const TuneProgressFn& prog
                "{} trajectories", cfg.solver.info().name, s.plan.nfe, n, s.plan.afs ? ", afs" : "",
                space_name(s.plan.space), n + 1, k + 1, cfg.schedule.schedule->name, s.tc.teacher->name,
                s.tc.teacher_points, s.tc.trajectories);
-  const std::vector<std::vector<double>> cost = costs(s, progress);
+  const Teacher teacher = teacher_run(s, progress);
+  const std::vector<std::vector<double>>& cost = teacher.cost;
   const std::vector<int> path = cheapest_path(cost, n);
   Grid grid;
   for (int i : path) grid.push_back(s.candidates[static_cast<size_t>(i)]);
+  json refined = nullptr;
+  if (s.tc.refine > 0 && cfg.solver.info().learned) {
+    spdlog::info("no refinement for {}: its end error needs a predictor, which is distilled on the grid",
+                 cfg.solver.info().name);
+  } else if (s.tc.refine > 0) {
+    spdlog::info("DP grid {}; refining it by {}'s own end error on {} trajectories", grid_json(grid).dump(),
+                 cfg.solver.info().name, s.tc.refine);
+    const Refined r = refine(s, path, teacher.ends);
+    grid = r.grid;
+    refined = {{"trajectories", s.tc.refine},
+               {"lattice_points", kLattice * k},
+               {"indices", r.indices},
+               {"solver_runs", r.evaluations},
+               {"end_rmse", {{"dp_grid", r.before}, {"refined", r.after}}}};
+  }
   json per_step = json::array();
   for (size_t i = 1; i < path.size(); ++i)
     per_step.push_back(cost[static_cast<size_t>(path[i - 1])][static_cast<size_t>(path[i])]);
@@ -309,10 +428,11 @@ json run_tune(const Config& cfg, const fs::path& out, const TuneProgressFn& prog
                         {"tuned", path_cost(cost, path)},
                         {"per_step", per_step},
                         {"schedule_own_grid", own}}},
+              {"refine", refined},
               {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}};
   fs::create_directories(out.parent_path().empty() ? fs::path(".") : out.parent_path());
   write_file_atomic(out, rec.dump(2) + "\n");
-  spdlog::info("tuned grid {}: summed step error {:.4g}{}", grid_json(grid).dump(), path_cost(cost, path),
+  spdlog::info("tuned grid {}: DP summed step error {:.4g}{}", grid_json(grid).dump(), path_cost(cost, path),
                own.is_null() ? "" : fmt::format(" (the schedule's own {}-step grid: {:.4g})", n, own.get<double>()));
   return rec;
 }

@@ -759,3 +759,40 @@ TEST(ConfigMetadata, ProcessNeedsAType) {
 }
 
 }  // namespace
+
+// JSON beyond what a config can mean is refused by name, never a crash or a silent choice.
+TEST_F(ConfigErrors, DeepNestingRepeatedKeysAndHugeNumbersAreNamed) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  write_text(file(), R"({"model": {"path": "m.pt", "threads": )" + deep + "}}");
+  std::string msg = input_error([&] { load_config(file()); });
+  EXPECT_TRUE(Contains(msg, file().string() + ": nested deeper than 64 levels")) << msg.substr(0, 300);
+  EXPECT_LT(msg.size(), 400u);
+  write_text(file(), R"({"model": {"path": "m.pt"}, "solver": {"name": "heun"}, "solver": {"name": "euler"}})");
+  msg = input_error([&] { load_config(file()); });
+  EXPECT_TRUE(Contains(msg, file().string() + ": the key \"solver\" appears twice in one object")) << msg;
+  write_text(file(), R"({"model": {"path": "m.pt"}, "schedule": {"rho": 1e400}})");
+  msg = input_error([&] { load_config(file()); });
+  EXPECT_TRUE(Contains(msg, file().string() + ": number overflow parsing '1e400'")) << msg;
+  write_text(file(), R"({"model": {"path": "m.pt"}})");
+  msg = input_error([&] { load_config(file(), {"schedule.rho=1e400"}); });
+  EXPECT_TRUE(Contains(msg, "--set 'schedule.rho': number overflow")) << msg;
+  msg = input_error([&] { load_config(file(), {"model.threads=" + deep}); });
+  EXPECT_TRUE(Contains(msg, "--set 'model.threads': nested deeper than 64 levels")) << msg.substr(0, 300);
+  msg = input_error([&] { load_config(file(), {R"(solver={"name": "heun", "name": "euler"})"}); });
+  EXPECT_TRUE(Contains(msg, "appears twice")) << msg;
+  // 64 levels are fine (the value is then refused for its type, by name).
+  const std::string ok = std::string(63, '[') + std::string(63, ']');
+  msg = input_error([&] { load_config(file(), {"model.threads=" + ok}); });
+  EXPECT_TRUE(Contains(msg, "/model/threads")) << msg.substr(0, 300);
+}
+
+TEST(ConfigJsonText, RecordsTooDeepOrWithRepeatedKeysReadAsAbsent) {
+  diffode::test::TempDir tmp;
+  const auto f = tmp.path / "r.json";
+  write_text(f, std::string(100000, '[') + std::string(100000, ']'));
+  EXPECT_TRUE(diffode::read_json_file(f).is_null());
+  write_text(f, R"({"a": 1, "a": 2})");
+  EXPECT_TRUE(diffode::read_json_file(f).is_null());
+  write_text(f, R"({"a": {"b": [1, 2]}})");
+  EXPECT_EQ(diffode::read_json_file(f)["a"]["b"][1], 2);
+}

@@ -529,9 +529,12 @@ std::pair<std::string, json> parse_set(const std::string& set) {
   const std::string text = set.substr(eq + 1);
   json value;
   try {
-    value = json::parse(text);
+    value = parse_bounded_json(text);
   } catch (const json::parse_error&) {
     value = text;  // not JSON: a plain string
+  } catch (const std::exception&) {  // too deep, a repeated key, a number out of range: named
+    const std::string key = set.substr(0, std::min<size_t>(eq, 200));
+    value = parse_json_text(text, "--set '" + key + (eq > 200 ? "...'" : "'"));
   }
   return {set.substr(0, eq), value};
 }

@@ -249,8 +249,14 @@ void write_npy(const fs::path& path, const std::vector<int64_t>& shape, const fl
 
 nlohmann::json read_json_file(const fs::path& path) {
   std::ifstream in(path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-  return j.is_discarded() ? nlohmann::json() : j;
+  if (!in) return nullptr;
+  std::stringstream buf;
+  buf << in.rdbuf();
+  try {
+    return parse_bounded_json(buf.str());
+  } catch (const std::exception&) {  // malformed, too deep, a repeated key or a number out of range
+    return nullptr;
+  }
 }
 
 std::string safe_file_name(const std::string& text) {
@@ -363,9 +369,50 @@ NpyArray read_npy(const fs::path& path) {
   return a;
 }
 
+namespace {
+
+// Refusals of parse_bounded_json (their messages name what, not where).
+struct JsonLimit : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace
+
+std::string json_excerpt(const nlohmann::json& value, size_t max_chars) {
+  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (text.size() <= max_chars) return text;
+  return text.substr(0, max_chars) + "... (" + std::to_string(text.size()) + " characters)";
+}
+
+nlohmann::json parse_bounded_json(const std::string& text) {
+  std::vector<std::vector<std::string>> keys;  // the keys of each open object, innermost last
+  using Event = nlohmann::json::parse_event_t;
+  const nlohmann::json::parser_callback_t check = [&](int depth, Event event, nlohmann::json& parsed) {
+    if (depth > kMaxJsonDepth)
+      throw JsonLimit("nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    if (event == Event::object_start) keys.emplace_back();
+    if (event == Event::object_end && !keys.empty()) keys.pop_back();
+    if (event == Event::key && !keys.empty()) {
+      const std::string& k = parsed.get_ref<const std::string&>();
+      for (const std::string& seen : keys.back())
+        if (seen == k) throw JsonLimit("the key " + json_excerpt(parsed, 200) + " appears twice in one object");
+      keys.back().push_back(k);
+    }
+    return true;
+  };
+  return nlohmann::json::parse(text, check);
+}
+
 nlohmann::json parse_json_text(const std::string& text, const std::string& where) {
   try {
-    return nlohmann::json::parse(text);
+    return parse_bounded_json(text);
+  } catch (const JsonLimit& e) {
+    throw InputError(where + ": " + e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond double, e.g. 1e400
+    std::string what = e.what();
+    const auto pos = what.find("number overflow");
+    throw InputError(where + ": " + (pos == std::string::npos ? what : what.substr(pos)) +
+                     " (a number beyond the range of a double)");
   } catch (const nlohmann::json::parse_error& e) {
     size_t line = 1, col = 1;
     const size_t end = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());

@@ -210,8 +210,9 @@ SampleSet load_samples(const fs::path& run_or_npy) {
   const fs::path manifest = run_or_npy / "manifest.json";
   if (is_dir && fs::exists(manifest)) {
     std::ifstream in(manifest);
-    const json m = json::parse(in, nullptr, false);
-    if (m.is_discarded()) throw InputError(manifest.string() + ": malformed JSON");
+    std::stringstream text;
+    text << in.rdbuf();
+    const json m = parse_json_text(text.str(), manifest.string());
     if (m.contains("labels") && m["labels"].is_array() && m["labels"].size() == static_cast<size_t>(a.shape[0]))
       set.labels = m["labels"].get<std::vector<int64_t>>();
     set.num_classes = m.value("/run/model/metadata/num_classes"_json_pointer, int64_t{0});

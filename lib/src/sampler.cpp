@@ -56,7 +56,8 @@ StepPlan plan_run(const Config& cfg, const Model& model) {
                       "schedule from a finite sigma_max (model.sigma_max)");
   if (!cfg.schedule.tuned.is_null()) try {
       check_tuned(cfg.schedule.tuned, cfg.schedule.path,
-                  {model.sha256(), s.info().name, plan.nfe, afs_json(s, plan), space_name(plan.space)});
+                  {model.sha256(), s.info().name, plan.nfe, afs_json(s, plan), space_name(plan.space),
+                   tuned_max_order(s)});
     } catch (const InputError& e) {
       throw ConfigError(cfg.source, "/schedule/path", e.what());
     }

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <limits>
 
@@ -53,6 +54,12 @@ std::vector<int> cheapest_path(const std::vector<std::vector<double>>& cost, int
   return path;
 }
 
+json tuned_max_order(const SolverConfig& s) {
+  const int cap = s.info().default_max_order;
+  if (cap == 0) return nullptr;
+  return s.max_order ? s.max_order : cap;
+}
+
 void check_tuned(const json& record, const fs::path& file, const TunedUse& use) {
   std::vector<std::string> problems;
   auto differs = [&](const char* key, const json& want, const char* what) {
@@ -61,6 +68,7 @@ void check_tuned(const json& record, const fs::path& file, const TunedUse& use) 
   };
   differs("model_sha256", use.model_sha256, "model sha256");
   differs("solver", use.solver, "solver");
+  differs("max_order", use.max_order, "max_order");
   differs("nfe", use.nfe, "NFE");
   differs("afs", use.afs, "afs");
   differs("space", use.space, "space");
@@ -263,6 +271,28 @@ double end_error(const Search& s, ModelDenoiser& den, const Grid& grid, const Te
   return std::sqrt(sq / static_cast<double>(total * ends.size(1)));
 }
 
+// One pass over the interior points of `indices`: each moves by ±step, on in one direction
+// while `error` falls below `best`. True when any point moved.
+bool sweep(int step, std::vector<int>& indices, double& best, const std::function<double(const std::vector<int>&)>& error) {
+  bool any = false;
+  for (size_t n = 1; n + 1 < indices.size(); ++n)
+    for (int dir : {-step, step}) {
+      bool moved = false;
+      for (;;) {
+        std::vector<int> q = indices;
+        q[n] += dir;
+        if (q[n] <= q[n - 1] || q[n] >= q[n + 1]) break;
+        const double e = error(q);
+        if (!(e < best)) break;
+        best = e;
+        indices = std::move(q);
+        moved = any = true;
+      }
+      if (moved) break;  // the other direction was worse
+    }
+  return any;
+}
+
 struct Refined {
   std::vector<int> indices;  // on the lattice
   Grid grid;
@@ -271,9 +301,9 @@ struct Refined {
 };
 
 // Stage 3: coordinate descent from the DP's grid on the schedule at kLattice·K steps (which
-// holds the candidates): each interior point moves by 4, then 2, then 1 lattice points while
-// the solver's own end error falls. It measures what the DDIM proxy cannot: the solver's
-// order, its history and its first step as sampling takes them.
+// holds the candidates): the interior points move by 4, then 2, then 1 lattice points (one
+// pass each) while the solver's own end error falls. It measures what the DDIM proxy
+// cannot: the solver's order, its history and its first step as sampling takes them.
 constexpr int kLattice = 4;
 Refined refine(const Search& s, const std::vector<int>& path, const Tensor& ends) {
   const ModelMeta& meta = s.model.meta();
@@ -294,23 +324,12 @@ Refined refine(const Search& s, const std::vector<int>& path, const Tensor& ends
   ModelDenoiser den(s.model, s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat);
   r.before = r.after = end_error(s, den, grid_of(r.indices), ends);
   r.evaluations = 1;
+  const auto error = [&](const std::vector<int>& q) {
+    ++r.evaluations;
+    return end_error(s, den, grid_of(q), ends);
+  };
   for (int step : {4, 2, 1}) {
-    for (size_t n = 1; n + 1 < r.indices.size(); ++n)
-      for (int dir : {-step, step}) {
-        bool moved = false;
-        for (;;) {  // line search along this point while it helps
-          std::vector<int> q = r.indices;
-          q[n] += dir;
-          if (q[n] <= q[n - 1] || q[n] >= q[n + 1]) break;
-          const double e = end_error(s, den, grid_of(q), ends);
-          ++r.evaluations;
-          if (!(e < r.after)) break;
-          r.after = e;
-          r.indices = std::move(q);
-          moved = true;
-        }
-        if (moved) break;  // no way back: the other direction was worse
-      }
+    sweep(step, r.indices, r.after, error);  // more passes measured no better on fmnist_flow
     spdlog::info("refined with moves of {} lattice points: end RMSE {:.5g} (the DP's grid: {:.5g}), {} solver runs",
                  step, r.after, r.before, r.evaluations);
   }
@@ -408,6 +427,7 @@ json run_tune(const Config& cfg, const fs::path& out, const TuneProgressFn& prog
               {"model_sha256", model.sha256()},
               {"model_path", model.path().string()},
               {"solver", cfg.solver.info().name},
+              {"max_order", tuned_max_order(cfg.solver)},
               {"nfe", s.plan.nfe},
               {"steps", n},
               {"afs", afs_json(cfg.solver, s.plan)},

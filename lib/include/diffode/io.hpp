@@ -53,11 +53,23 @@ class DirLock {
 // Writes a float32 C-order .npy file of `shape` from `data`, whole or not at all.
 void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data);
 
-// Parses JSON text, reporting syntax errors with line and column (InputError "where:L:C: ...").
+// Every JSON diffode reads (configs, --set values, model and predictor metadata, its own
+// records) is parsed by parse_bounded_json: nesting deeper than kMaxJsonDepth (which would
+// overflow the stack when printed or destroyed) and a key repeated in one object (where
+// the last would silently win) are refused with std::runtime_error; nlohmann's own
+// parse_error and out_of_range (a number beyond double) pass through.
+constexpr int kMaxJsonDepth = 64;
+nlohmann::json parse_bounded_json(const std::string& text);
+
+// Parses JSON text into InputError "where: ...": syntax errors with line and column
+// ("where:L:C: malformed JSON: ..."), too deep, a repeated key, a number out of range.
 nlohmann::json parse_json_text(const std::string& text, const std::string& where);
 
-// A JSON file's value; null when the file is missing or not valid JSON (for records a
-// run wrote itself, where either means "not there").
+// A value for a message: its JSON text, cut to about max_chars.
+std::string json_excerpt(const nlohmann::json& value, size_t max_chars = 200);
+
+// A JSON file's value; null when the file is missing or not valid JSON, as
+// parse_bounded_json reads it (for records a run wrote itself, where either means "not there").
 nlohmann::json read_json_file(const std::filesystem::path& path);
 
 // `text` with every character but letters, digits, '.', '+' and '-' replaced by '_'.

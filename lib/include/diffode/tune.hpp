@@ -28,14 +28,17 @@ using TuneProgressFn = std::function<void(int64_t done, int64_t total)>;
 nlohmann::json run_tune(const Config& cfg, const std::filesystem::path& out, const TuneProgressFn& progress = nullptr);
 
 // A tuned grid's record against the run that uses it: InputError naming the file and every
-// difference (model, solver, NFE, AFS, space).
+// difference (model, solver, max_order, NFE, AFS, space).
 struct TunedUse {
   std::string model_sha256;
   std::string solver;
   int nfe = 0;
   nlohmann::json afs;  // false, true or "mean"
   std::string space;
+  nlohmann::json max_order;  // tuned_max_order
 };
+// The order cap a solver runs with (max_order, else its default); null where it has none.
+nlohmann::json tuned_max_order(const SolverConfig& s);
 void check_tuned(const nlohmann::json& record, const std::filesystem::path& file, const TunedUse& use);
 
 }  // namespace diffode

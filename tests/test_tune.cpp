@@ -139,6 +139,16 @@ TEST(Tune, AGridForAnotherSolverNfeOrModelIsRefused) {
   r = use("gmm2d.pt", "heun", 7);  // 4 steps: heun takes 7 evaluations on them
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_TRUE(Contains(r.output, "NFE 4 (this run: 7)"));
+  {  // the same solver with another order cap
+    const fs::path c = write_json(t.tmp.path / "order.json",
+                                  {{"model", {{"path", model_path("gmm2d.pt").string()}}},
+                                   {"solver", {{"name", "ipndm"}, {"nfe", 4}, {"max_order", 2}}},
+                                   {"schedule", {{"name", "tuned"}, {"path", t.grid.string()}}},
+                                   {"sampling", {{"num_samples", 4}, {"batch_size", 4}}}});
+    r = run_cli("sample -c " + q(c) + " -o " + q(t.tmp.path / "out"));
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_TRUE(Contains(r.output, "max_order 4 (this run: 2)")) << r.output;
+  }
   r = use("gmm2d_cond.pt", "ipndm", 4);
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_TRUE(Contains(r.output, "model sha256"));

@@ -297,7 +297,12 @@ TEST(Shards, BadShardSpecsAreNamed) {
       {"--shard 3/3", "shard index 3 is outside [0, 2]"},
       {"--shard 1", "expected I/N (e.g. 0/4), auto or auto/N"},
       {"--shard a/2", "'a' is not an integer"},
-      {"--shard 0/0", "the number of shards must be >= 1"},
+      {"--shard 0/0", "the number of shards must be in [1, 1048576], got 0"},
+      {"--shard 1/4294967296", "'4294967296' is not an integer in [0, 1048576]"},  // was cut to 0: SIGFPE
+      {"--shard 0/4294967297", "'4294967297' is not an integer in [0, 1048576]"},  // was cut to 1: unsharded
+      {"--shard 0/9223372036854775807", "is not an integer in [0, 1048576]"},
+      {"--shard 0/99999999999999999999999", "is not an integer in [0, 1048576]"},
+      {"--shard -1/4", "shard index -1 is outside [0, 3]"},
       {"--shard auto", "SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set"},
       {"--shard auto/4", "neither JOB_COMPLETION_INDEX nor SLURM_ARRAY_TASK_ID is set"},
   };

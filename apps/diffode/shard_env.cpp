@@ -1,5 +1,6 @@
 #include "shard_env.hpp"
 
+#include <cerrno>
 #include <cstdlib>
 #include <optional>
 
@@ -9,20 +10,36 @@ namespace diffode::cli {
 
 namespace {
 
-std::optional<long> env_long(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return std::nullopt;
+// Shards of one run at most: far above any cluster, and far below where an index or count
+// would overflow the batch arithmetic.
+constexpr long long kMaxShards = 1 << 20;
+
+// An integer in [-kMaxShards, kMaxShards] (range checks name the limits later), else nullopt.
+std::optional<long long> bounded_integer(const std::string& text) {
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  errno = 0;
   char* end = nullptr;
-  const long x = std::strtol(v, &end, 10);
-  if (*end) throw InputError("--shard: environment variable " + std::string(name) + "='" + v + "' is not an integer");
+  const long long x = std::strtoll(text.c_str(), &end, 10);
+  if (*end || errno == ERANGE || x < -kMaxShards || x > kMaxShards) return std::nullopt;
   return x;
 }
 
-long parse_count(const std::string& text, const std::string& what) {
-  char* end = nullptr;
-  const long x = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end) throw InputError("--shard '" + what + "': '" + text + "' is not an integer");
+std::optional<long long> env_long(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  const auto x = bounded_integer(v);
+  if (!x)
+    throw InputError("--shard: environment variable " + std::string(name) + "='" + std::string(v).substr(0, 40) +
+                     "' is not an integer in [0, " + std::to_string(kMaxShards) + "]");
   return x;
+}
+
+long long parse_count(const std::string& text, const std::string& what) {
+  const auto x = bounded_integer(text);
+  if (!x)
+    throw InputError("--shard '" + what.substr(0, 80) + "': '" + text.substr(0, 40) + "' is not an integer in [0, " +
+                     std::to_string(kMaxShards) + "]");
+  return *x;
 }
 
 }  // namespace
@@ -30,7 +47,7 @@ long parse_count(const std::string& text, const std::string& what) {
 Shard parse_shard(const std::string& text) {
   const auto slash = text.find('/');
   const std::string first = text.substr(0, slash);
-  long index = 0, count = 0;
+  long long index = 0, count = 0;
   if (first == "auto") {
     if (slash == std::string::npos) {
       const auto id = env_long("SLURM_ARRAY_TASK_ID"), n = env_long("SLURM_ARRAY_TASK_COUNT");
@@ -52,7 +69,9 @@ Shard parse_shard(const std::string& text) {
     index = parse_count(first, text);
     count = parse_count(text.substr(slash + 1), text);
   }
-  if (count < 1) throw InputError("--shard " + text + ": the number of shards must be >= 1, got " + std::to_string(count));
+  if (count < 1 || count > kMaxShards)
+    throw InputError("--shard " + text + ": the number of shards must be in [1, " + std::to_string(kMaxShards) +
+                     "], got " + std::to_string(count));
   if (index < 0 || index >= count)
     throw InputError("--shard " + text + ": shard index " + std::to_string(index) + " is outside [0, " +
                      std::to_string(count - 1) + "]");

@@ -796,3 +796,24 @@ TEST(ConfigJsonText, RecordsTooDeepOrWithRepeatedKeysReadAsAbsent) {
   write_text(f, R"({"a": {"b": [1, 2]}})");
   EXPECT_EQ(diffode::read_json_file(f)["a"]["b"][1], 2);
 }
+
+// Integers beyond their key's type are refused as written, never cut to their low bits.
+TEST_F(ConfigErrors, IntegersBeyondTheirTypeAreRefusedAsWritten) {
+  std::string msg = error_for(minimal(), {"solver.steps=4294967300"});  // was run as 4 steps
+  EXPECT_TRUE(Contains(msg, "/solver/steps: must be an integer in [-2147483648, 2147483647], got 4294967300")) << msg;
+  msg = error_for(minimal(), {"model.threads=4294967297"});
+  EXPECT_TRUE(Contains(msg, "/model/threads")) << msg;
+  EXPECT_TRUE(Contains(msg, "got 4294967297")) << msg;
+  msg = error_for(minimal(), {"solver.max_order=4294967298"});  // was 2, inside 1..4
+  EXPECT_TRUE(Contains(msg, "/solver/max_order: must be an integer in")) << msg;
+  msg = error_for(minimal(), {"sampling.batch_size=18446744073709551615"});
+  EXPECT_TRUE(Contains(msg, "/sampling/batch_size: must be an integer in [-9223372036854775808, 9223372036854775807], "
+                            "got 18446744073709551615")) << msg;
+  msg = error_for(minimal(), {"sampling.labels=[0, 18446744073709551615]"});  // was "label -1"
+  EXPECT_TRUE(Contains(msg, "/sampling/labels/1: must be an integer in")) << msg;
+  msg = error_for(with("compare", {{"solvers", {{{"name", "euler"}}}}, {"nfe", {5, 9223372036854775807LL}}}));
+  EXPECT_TRUE(Contains(msg, "/compare/nfe/1: must be an integer in [-2147483648, 2147483647], got 9223372036854775807"))
+      << msg;
+  msg = error_for(with("compare", {{"solvers", {{{"name", "euler"}}}}, {"nfe", {5}}, {"grid_samples", 4294967296LL}}));
+  EXPECT_TRUE(Contains(msg, "/compare/grid_samples: must be an integer in")) << msg;
+}

@@ -57,7 +57,8 @@ Labels Codec<Labels>::read(const json& v, const Where& w) {
     if (rule == "random") return {Labels::Rule::random, {}};
     w.fail("expected a list of class indices, \"cycle\" or \"random\", got \"" + rule + "\"");
   }
-  Labels l{Labels::Rule::list, v.get<std::vector<int64_t>>()};
+  Labels l{Labels::Rule::list, {}};
+  for (size_t i = 0; i < v.size(); ++i) l.list.push_back(fitting_integer<int64_t>(v[i], w.at(std::to_string(i))));
   if (l.list.empty()) w.fail("is an empty list: give at least one class (the list repeats over the samples)");
   return l;
 }
@@ -358,7 +359,7 @@ ScheduleConfig parse_schedule(const json& obj, const Where& w) {
 
 CompareConfig parse_compare(const json& obj, const Where& w) {
   CompareConfig c;
-  c.nfe = obj["nfe"].get<std::vector<int>>();
+  c.nfe = Codec<std::vector<int>>::read(obj["nfe"], w.at("nfe"));
   if (c.nfe.empty()) w.at("nfe").fail("is an empty list: give the NFEs to compare at, e.g. [5, 10, 20]");
   for (size_t i = 0; i < c.nfe.size(); ++i)
     if (c.nfe[i] < 1) w.at("nfe").at(std::to_string(i)).fail("must be >= 1, got " + std::to_string(c.nfe[i]));
@@ -379,7 +380,7 @@ CompareConfig parse_compare(const json& obj, const Where& w) {
   }
   if (obj.contains("reference")) c.reference = read_section(obj["reference"], reference_fields(), w.at("reference"));
   if (obj.contains("grid_samples")) {
-    c.grid_samples = obj["grid_samples"].get<int>();
+    c.grid_samples = fitting_integer<int>(obj["grid_samples"], w.at("grid_samples"));
     at_least(0)(c.grid_samples, obj["grid_samples"], w.at("grid_samples"));
   }
   return c;

@@ -5,6 +5,7 @@
 // kinds and unknown keys, reads a section's JSON into the struct, and writes it back.
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -28,18 +29,41 @@ struct PlainCodec {
   static T read(const json& v, const Where&) { return v.get<T>(); }
   static json write(const T& v) { return v; }
 };
+// An integer that fits T, as written (never cut to its low bits: 4294967300 is not 4).
+template <class T>
+T fitting_integer(const json& v, const Where& w) {
+  constexpr T lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+  const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(hi)
+                                           : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+  if (!fits) w.fail("must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v.dump());
+  return v.get<T>();
+}
+template <class T>
+struct IntCodec {
+  static constexpr Kind kind = Kind::Int;
+  static T read(const json& v, const Where& w) { return fitting_integer<T>(v, w); }
+  static json write(const T& v) { return v; }
+};
 template <>
 struct Codec<bool> : PlainCodec<bool, Kind::Bool> {};
 template <>
-struct Codec<int> : PlainCodec<int, Kind::Int> {};
+struct Codec<int> : IntCodec<int> {};
 template <>
-struct Codec<int64_t> : PlainCodec<int64_t, Kind::Int> {};
+struct Codec<int64_t> : IntCodec<int64_t> {};
 template <>
 struct Codec<double> : PlainCodec<double, Kind::Number> {};
 template <>
 struct Codec<std::string> : PlainCodec<std::string, Kind::String> {};
 template <>
-struct Codec<std::vector<int>> : PlainCodec<std::vector<int>, Kind::IntList> {};
+struct Codec<std::vector<int>> {
+  static constexpr Kind kind = Kind::IntList;
+  static std::vector<int> read(const json& v, const Where& w) {
+    std::vector<int> out;
+    for (size_t i = 0; i < v.size(); ++i) out.push_back(fitting_integer<int>(v[i], w.at(std::to_string(i))));
+    return out;
+  }
+  static json write(const std::vector<int>& v) { return v; }
+};
 template <>
 struct Codec<std::filesystem::path> {
   static constexpr Kind kind = Kind::Path;

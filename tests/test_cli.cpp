@@ -416,7 +416,7 @@ TEST_F(CliBadInput, UnknownSchedule) {
 
 TEST_F(CliBadInput, StepsZero) {
   const fs::path cfg = config(gauss_config());
-  expect_bad_input(sample(cfg, "--set solver.steps=0"), {cfg.string(), "/solver/steps", ">= 1"});
+  expect_bad_input(sample(cfg, "--set solver.steps=0"), {cfg.string(), "/solver/steps", "must be in [1, 100000], got 0"});
 }
 
 TEST_F(CliBadInput, UnreachableNfe) {

@@ -553,7 +553,7 @@ TEST_F(ConfigErrors, StepsBelowOne) {
     const std::string msg = error_for(with("solver", {{"steps", steps}}));
     EXPECT_TRUE(Contains(msg, file().string()));
     EXPECT_TRUE(Contains(msg, "/solver/steps"));
-    EXPECT_TRUE(Contains(msg, ">= 1, got " + std::to_string(steps)));
+    EXPECT_TRUE(Contains(msg, "must be in [1, 100000], got " + std::to_string(steps)));
   }
 }
 
@@ -561,7 +561,7 @@ TEST_F(ConfigErrors, NfeBelowOne) {
   const std::string msg = error_for(with("solver", {{"nfe", 0}}));
   EXPECT_TRUE(Contains(msg, file().string()));
   EXPECT_TRUE(Contains(msg, "/solver/nfe"));
-  EXPECT_TRUE(Contains(msg, ">= 1"));
+  EXPECT_TRUE(Contains(msg, "must be in [1, 100000], got 0"));
 }
 
 TEST_F(ConfigErrors, BothStepsAndNfe) {
@@ -816,4 +816,19 @@ TEST_F(ConfigErrors, IntegersBeyondTheirTypeAreRefusedAsWritten) {
       << msg;
   msg = error_for(with("compare", {{"solvers", {{{"name", "euler"}}}}, {"nfe", {5}}, {"grid_samples", 4294967296LL}}));
   EXPECT_TRUE(Contains(msg, "/compare/grid_samples: must be an integer in")) << msg;
+}
+
+// Numbers that would exhaust the machine are bounded, the bound named.
+TEST_F(ConfigErrors, StepsNfeAndThreadsAreBounded) {
+  EXPECT_TRUE(Contains(error_for(minimal(), {"solver.steps=1000000000"}),
+                       "/solver/steps: must be in [1, 100000], got 1000000000"));
+  EXPECT_TRUE(Contains(error_for(minimal(), {"solver.nfe=100001"}), "/solver/nfe: must be in [1, 100000]"));
+  EXPECT_TRUE(Contains(error_for(minimal(), {"model.threads=100000"}),
+                       "/model/threads: must be in [0, 1024] (0 = all cores), got 100000"));
+  EXPECT_TRUE(Contains(error_for(with("compare", {{"solvers", {{{"name", "euler"}}}}, {"nfe", {5, 0}}})),
+                       "/compare/nfe/1: must be in [1, 100000], got 0"));
+  EXPECT_TRUE(Contains(error_for(with("compare", {{"solvers", {{{"name", "euler"}}}}, {"nfe", {5}},
+                                                  {"reference", {{"steps", 1000000}}}})),
+                       "/compare/reference/steps: must be in [2, 100000]"));
+  EXPECT_TRUE(Contains(error_for(with("tune", {{"points", 5000}})), "/tune/points: must be in [1, 4096]"));
 }

@@ -107,8 +107,8 @@ Check<std::string> one_of(const char* what, std::vector<std::string> names) {
     if (std::find(names.begin(), names.end(), v) == names.end()) w.fail(unknown_name_message(what, v, names));
   };
 }
-Check<std::optional<int>> optional_at_least(int min) {
-  return [min](const std::optional<int>& v, const json& given, const Where& w) { at_least(min)(*v, given, w); };
+Check<std::optional<int>> optional_in_range(int lo, int hi) {
+  return [lo, hi](const std::optional<int>& v, const json& given, const Where& w) { in_range(lo, hi)(*v, given, w); };
 }
 Check<double> in_unit_interval() {
   return [](const double& v, const json& given, const Where& w) {
@@ -133,7 +133,7 @@ const std::vector<Field<ModelConfig>>& model_fields() {
                  if (v != "cpu" && v.rfind("cuda", 0) != 0)
                    w.fail("expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + v + "\"");
                }),
-        key<S>("threads", &S::threads, "intra-op threads; 0 = all cores", at_least(0, " (0 = all cores)")),
+        key<S>("threads", &S::threads, "intra-op threads; 0 = all cores", in_range(0, 1024, " (0 = all cores)")),
         key<S>("dtype", &S::dtype, "dtype of the model calls",
                one_of("dtype", {"float32", "float64", "float16", "bfloat16"})),
     };
@@ -154,9 +154,9 @@ std::vector<Field<SolverConfig>> solver_field_list(bool with_steps) {
   using S = SolverConfig;
   std::vector<Field<S>> f = {key<S>("name", &S::solver, "the solver (diffode solvers)")};
   if (with_steps) {
-    f.push_back(key<S>("steps", &S::steps, "grid intervals N", optional_at_least(1)));
+    f.push_back(key<S>("steps", &S::steps, "grid intervals N", optional_in_range(1, kMaxSteps)));
     f.push_back(key<S>("nfe", &S::nfe, "target model evaluations per sample (N and AFS chosen to hit it)",
-                       optional_at_least(1)));
+                       optional_in_range(1, kMaxSteps)));
   }
   f.push_back(key<S>("afs", &S::afs,
                      "analytical first step: true (D ~ 0), \"mean\" (D ~ the class mean) or false "
@@ -237,7 +237,7 @@ const std::vector<Field<DistillConfig>>& distill_fields() {
 const std::vector<Field<TuneConfig>>& tune_fields() {
   using S = TuneConfig;
   static const std::vector<Field<S>> f = {
-      key<S>("points", &S::points, "K: candidate grid points (the schedule at K steps)", at_least(1)),
+      key<S>("points", &S::points, "K: candidate grid points (the schedule at K steps)", in_range(1, 4096)),
       key<S>("trajectories", &S::trajectories, "teacher trajectories", at_least<int64_t>(1)),
       key<S>("seed", &S::seed, "first teacher seed (far from the sampling seeds)", at_least<int64_t>(0)),
       key<S>("teacher", &S::teacher, "a training-free solver on the candidate grid", training_free("teacher")),
@@ -261,7 +261,7 @@ const std::vector<Field<ReferenceConfig>>& reference_fields() {
   using S = ReferenceConfig;
   static const std::vector<Field<S>> f = {
       key<S>("name", &S::solver, "the reference solver", training_free("reference")),
-      key<S>("steps", &S::steps, "its steps (checked against half as many)", at_least(2)),
+      key<S>("steps", &S::steps, "its steps (checked against half as many)", in_range(2, kMaxSteps)),
       key<S>("tolerance", &S::tolerance, "largest RMSE to the half-step solution", positive()),
   };
   return f;
@@ -362,7 +362,7 @@ CompareConfig parse_compare(const json& obj, const Where& w) {
   c.nfe = Codec<std::vector<int>>::read(obj["nfe"], w.at("nfe"));
   if (c.nfe.empty()) w.at("nfe").fail("is an empty list: give the NFEs to compare at, e.g. [5, 10, 20]");
   for (size_t i = 0; i < c.nfe.size(); ++i)
-    if (c.nfe[i] < 1) w.at("nfe").at(std::to_string(i)).fail("must be >= 1, got " + std::to_string(c.nfe[i]));
+    in_range(1, kMaxSteps)(c.nfe[i], obj["nfe"][i], w.at("nfe").at(std::to_string(i)));
   if (obj["solvers"].empty()) w.at("solvers").fail("is an empty list: give the solvers to compare");
   std::vector<std::string> labels;
   for (size_t i = 0; i < obj["solvers"].size(); ++i) {

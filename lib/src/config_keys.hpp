@@ -163,6 +163,15 @@ Check<T> at_least(T min, std::string note = "") {
     if (v < min) w.fail("must be >= " + std::to_string(min) + note + ", got " + given.dump());
   };
 }
+template <class T>
+Check<T> in_range(T lo, T hi, std::string note = "") {
+  return [lo, hi, note](const T& v, const json& given, const Where& w) {
+    if (v < lo || v > hi)
+      w.fail("must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]" + note + ", got " + given.dump());
+  };
+}
+// Steps and NFEs past this are a mistake (1e9 steps would run for ever), not a plan.
+constexpr int kMaxSteps = 100000;
 inline Check<double> positive() {
   return [](const double& v, const json& given, const Where& w) {
     if (!(v > 0)) w.fail("must be > 0, got " + given.dump());

@@ -243,7 +243,9 @@ const std::vector<Field<TuneConfig>>& tune_fields() {
       key<S>("teacher", &S::teacher, "a training-free solver on the candidate grid", training_free("teacher")),
       key<S>("teacher_points", &S::teacher_points, "M: extra teacher points per candidate interval", at_least(0)),
       key<S>("refine", &S::refine, "trajectories whose end error refines the grid (0: the DP's grid as it is)",
-             at_least<int64_t>(0)),
+             Check<std::optional<int64_t>>([](const std::optional<int64_t>& v, const json& given, const Where& w) {
+               at_least<int64_t>(0)(*v, given, w);
+             })),
   };
   return f;
 }

@@ -119,6 +119,7 @@ struct Search {
   Grid fine;          // the teacher's grid: candidates with M more points per interval
   Space teacher_space;
   std::optional<AfsMeans> afs_means;
+  int64_t refine = 0;  // tune.refine resolved
 };
 
 // The AFS prediction of D at the first candidate for a batch (plan.afs), as the solver takes it.
@@ -250,7 +251,7 @@ double path_cost(const std::vector<std::vector<double>>& cost, const std::vector
 double end_error(const Search& s, ModelDenoiser& den, const Grid& grid, const Tensor& ends) {
   const ModelMeta& meta = s.model.meta();
   const auto dtype = s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
-  const int64_t total = s.tc.refine, batch = s.cfg.sampling.batch_size;
+  const int64_t total = s.refine, batch = s.cfg.sampling.batch_size;
   double sq = 0;
   for (int64_t first = 0; first < total; first += batch) {
     const int64_t count = std::min(batch, total - first);
@@ -347,7 +348,7 @@ Search make_search(const Config& cfg, const Model& model) {
                       "tune picks points of a schedule given by a formula (polynomial, logsnr, time_uniform, "
                       "vp_time), got '" + cfg.schedule.schedule->name + "'");
   const ModelMeta& meta = model.meta();
-  Search s{cfg, tc, model, plan_run(cfg, model), {}, {}, default_space(*tc.teacher, meta.process), std::nullopt};
+  Search s{cfg, tc, model, plan_run(cfg, model), {}, {}, default_space(*tc.teacher, meta.process), std::nullopt, 0};
   if (s.plan.steps > tc.points)
     throw ConfigError(cfg.source, "/tune/points",
                       "the plan has " + std::to_string(s.plan.steps) + " steps, more than the " +
@@ -359,9 +360,10 @@ Search make_search(const Config& cfg, const Model& model) {
   } catch (const InputError& e) {
     throw ConfigError(cfg.source, "/tune/teacher_points", e.what());
   }
-  if (tc.refine > tc.trajectories)
+  s.refine = tc.refine.value_or(std::min<int64_t>(128, tc.trajectories));
+  if (s.refine > tc.trajectories)
     throw ConfigError(cfg.source, "/tune/refine",
-                      "refines on the first " + std::to_string(tc.refine) + " teacher trajectories, but there are " +
+                      "refines on the first " + std::to_string(s.refine) + " teacher trajectories, but there are " +
                           std::to_string(tc.trajectories) + " (tune.trajectories)");
   if (cfg.solver.afs == Afs::mean) s.afs_means = afs_means(cfg, model, s.candidates.front());
   return s;
@@ -398,15 +400,15 @@ json run_tune(const Config& cfg, const fs::path& out, const TuneProgressFn& prog
   Grid grid;
   for (int i : path) grid.push_back(s.candidates[static_cast<size_t>(i)]);
   json refined = nullptr;
-  if (s.tc.refine > 0 && cfg.solver.info().learned) {
+  if (s.refine > 0 && cfg.solver.info().learned) {
     spdlog::info("no refinement for {}: its end error needs a predictor, which is distilled on the grid",
                  cfg.solver.info().name);
-  } else if (s.tc.refine > 0) {
+  } else if (s.refine > 0) {
     spdlog::info("DP grid {}; refining it by {}'s own end error on {} trajectories", grid_json(grid).dump(),
-                 cfg.solver.info().name, s.tc.refine);
+                 cfg.solver.info().name, s.refine);
     const Refined r = refine(s, path, teacher.ends);
     grid = r.grid;
-    refined = {{"trajectories", s.tc.refine},
+    refined = {{"trajectories", s.refine},
                {"lattice_points", kLattice * k},
                {"indices", r.indices},
                {"solver_runs", r.evaluations},

@@ -91,7 +91,8 @@ struct TuneConfig {
   int64_t seed = 2000000000;      // far from the sampling and distillation seeds
   const SolverInfo* teacher = &find_solver("dpmpp3m");  // training-free, on the candidates
   int teacher_points = 2;         // M: extra teacher points inside each candidate interval
-  int64_t refine = 128;           // trajectories whose end error refines the DP's grid (0: none)
+  // Trajectories whose end error refines the DP's grid (0: none); unset: min(128, trajectories).
+  std::optional<int64_t> refine;
 };
 
 struct SamplingConfig {

@@ -369,6 +369,17 @@ TEST_F(CliBadInput, MissingConfig) {
   expect_bad_input(sample(cfg), {cfg.string(), "does not exist"});
 }
 
+TEST_F(CliBadInput, AnEmptyOutputPathIsRefused) {
+  const fs::path cfg = config(gauss_config());
+  for (const std::string cmd : {"sample", "compare", "tune", "distill"}) {
+    const CliResult r = run_cli(cmd + " -c " + q(cfg) + " -o ''", tmp.path);
+    EXPECT_EQ(r.code, 2) << cmd << ": " << r.output;
+    EXPECT_TRUE(Contains(r.output, "an empty path")) << cmd << ": " << r.output;
+  }
+  EXPECT_EQ(run_cli("merge " + q(tmp.path) + " -o ''", tmp.path).code, 2);
+  EXPECT_FALSE(fs::exists(tmp.path / "runs"));
+}
+
 TEST_F(CliBadInput, UnreadableConfig) {
   if (::geteuid() == 0) GTEST_SKIP() << "root can read a file with mode 000";
   const fs::path cfg = config(gauss_config());

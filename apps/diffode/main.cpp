@@ -24,16 +24,19 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log debug messages");
   app.add_flag("-q,--quiet", quiet, "Log warnings and errors only");
 
+  // An output path given as '' is refused (it would silently mean the default folder).
+  const CLI::Validator not_empty([](std::string& v) { return v.empty() ? std::string("an empty path") : std::string(); },
+                                 "PATH");
   // A command that runs configs: -c CONFIG..., --set KEY=VALUE..., -o OUT (and for batch
   // runs --resume, --shard).
-  auto config_command = [&app](const char* name, const char* help, diffode::cli::SampleArgs& args, std::string& out,
+  auto config_command = [&app, &not_empty](const char* name, const char* help, diffode::cli::SampleArgs& args, std::string& out,
                                const char* out_help, bool batch) {
     auto* cmd = app.add_subcommand(name, help);
     cmd->add_option("-c,--config", args.configs,
                     batch ? "Config file(s) (JSON); several, or one with a \"sweep\", make a batch run" : "Config file (JSON)")
         ->required();
     cmd->add_option("--set", args.sets, "Override one config key: KEY=VALUE (VALUE as JSON, else a string)");
-    cmd->add_option("-o,--out", out, out_help);
+    cmd->add_option("-o,--out", out, out_help)->check(not_empty);
     if (batch) {
       cmd->add_flag("--resume", args.resume,
                     "Continue the run(s) in the output directory, keeping complete runs and batches; refuse if it holds "
@@ -60,7 +63,8 @@ int main(int argc, char** argv) {
   std::string merge_out;
   auto* merge_cmd = app.add_subcommand("merge", "Assemble the shards of a run (from --shard) into its outputs");
   merge_cmd->add_option("dirs", merge_dirs, "Run folder holding shard-I-of-N folders, or the shard folders")->required();
-  merge_cmd->add_option("-o,--out", merge_out, "Output directory (default: the run folder, when one is given)");
+  merge_cmd->add_option("-o,--out", merge_out, "Output directory (default: the run folder, when one is given)")
+      ->check(not_empty);
 
   std::string model_path;
   auto* info_cmd = app.add_subcommand("info", "Check a TorchScript model against the contract and describe it (or an AMED predictor)");
@@ -77,7 +81,7 @@ int main(int argc, char** argv) {
   auto* stats_cmd = app.add_subcommand("stats", "Write reference feature statistics of an .npy array or a run");
   stats_cmd->add_option("samples", stats.samples, "Run directory or an .npy file [N, *sample_shape]")->required();
   stats_cmd->add_option("--features", stats.features, "Feature model with features(x)")->required();
-  stats_cmd->add_option("-o,--out", stats.stats, "Statistics file to write (JSON)")->required();
+  stats_cmd->add_option("-o,--out", stats.stats, "Statistics file to write (JSON)")->required()->check(not_empty);
   stats_cmd->add_option("--batch-size", stats.batch_size, "Feature batch size")->check(CLI::PositiveNumber);
 
   auto* solvers_cmd = app.add_subcommand("solvers", "List the solvers and their NFE rules");

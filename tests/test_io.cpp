@@ -400,3 +400,17 @@ TEST(AtomicFile, OpeningUnderARegularFileThrows) {
 }
 
 }  // namespace
+
+// A directory where a file is to go is the user's input, named; nothing is written.
+TEST(AtomicFile, ADirectoryAtThePathIsRefusedByName) {
+  TempDir tmp;
+  fs::create_directories(tmp.path / "d" / "inner");
+  try {
+    diffode::write_file_atomic(tmp.path / "d", "x");
+    FAIL() << "no error";
+  } catch (const diffode::InputError& e) {
+    EXPECT_EQ(std::string(e.what()), (tmp.path / "d").string() + " is a directory: give a file name to write to");
+  }
+  EXPECT_EQ(names_in(tmp.path), std::vector<std::string>{"d"});
+  EXPECT_EQ(names_in(tmp.path / "d"), std::vector<std::string>{"inner"});
+}

@@ -156,6 +156,9 @@ std::string sha256_file(const fs::path& path) {
 // ---- atomic files ----
 
 AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
+  std::error_code dir_ec;
+  if (fs::is_directory(path_, dir_ec))
+    throw InputError(path_.string() + " is a directory: give a file name to write to");
   std::random_device rd;
   tmp_ = path_;
   tmp_ += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 1000000);
@@ -190,8 +193,9 @@ void AtomicFile::commit() {
   std::error_code ec;
   fs::rename(tmp_, path_, ec);
   if (ec) {
+    const std::string why = ec.message();  // before remove() overwrites ec
     fs::remove(tmp_, ec);
-    throw OutputError("cannot rename onto " + path_.string() + ": " + ec.message());
+    throw OutputError("cannot rename onto " + path_.string() + ": " + why);
   }
 }
 

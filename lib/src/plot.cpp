@@ -116,8 +116,9 @@ void plot_loglog(const std::vector<PlotSeries>& series, const std::string& x_lab
     }
     fs::rename(tmp, file, ec);
     if (ec) {
+      const std::string why = ec.message();  // before remove() overwrites ec
       fs::remove(tmp, ec);
-      throw OutputError("cannot rename onto " + file.string() + ": " + ec.message());
+      throw OutputError("cannot rename onto " + file.string() + ": " + why);
     }
   }
 }

@@ -130,3 +130,23 @@ TEST(Agreement, CountsOnlyRealClasses) {
   EXPECT_NEAR(*meter.class_agreement(), 2.0 / 3, 1e-12);
   EXPECT_EQ(meter.count(), 4);
 }
+
+// Samples holding NaN or Inf give no statistics and no Fréchet distance: refused by name.
+TEST(Samples, NonFiniteSamplesAreRefusedByName) {
+  test::TempDir tmp;
+  std::vector<float> x(4 * 3, 0.5f);
+  x[5] = std::nanf("");
+  x[7] = INFINITY;
+  const auto file = tmp.path / "s.npy";
+  write_npy(file, {4, 3}, x.data());
+  try {
+    load_samples(file);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "array " + file.string() + ": 2 values are NaN or Inf; statistics of such samples mean nothing");
+  }
+  x[5] = x[7] = 0.25f;
+  write_npy(file, {4, 3}, x.data());
+  EXPECT_EQ(load_samples(file).samples.size(0), 4);
+}

@@ -207,6 +207,10 @@ SampleSet load_samples(const fs::path& run_or_npy) {
     throw InputError("array " + npy.string() + ": expected [N, *sample_shape] with N >= 2");
   SampleSet set;
   set.samples = at::tensor(a.data, at::kFloat).view(a.shape);
+  const int64_t bad = (~at::isfinite(set.samples)).sum().item<int64_t>();
+  if (bad > 0)
+    throw InputError("array " + npy.string() + ": " + std::to_string(bad) +
+                     " values are NaN or Inf; statistics of such samples mean nothing");
   const fs::path manifest = run_or_npy / "manifest.json";
   if (is_dir && fs::exists(manifest)) {
     std::ifstream in(manifest);

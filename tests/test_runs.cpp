@@ -114,6 +114,50 @@ TEST(Resume, ARunOfAnotherConfigReplacesEveryOutputOfTheOldOne) {
   EXPECT_EQ(files_under(out), (std::vector<std::string>{"grid.png", "manifest.json", "timings.json"}));
 }
 
+// A finished run is replaced only once its successor is complete: a run that fails (here
+// a model that turns NaN) leaves it byte for byte.
+TEST(Resume, AFailedReplacementKeepsTheFinishedRun) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  ASSERT_EQ(run_cli(quick_sample(out)).code, 0);
+  const std::string manifest = read_file(out / "manifest.json"), npy = read_file(out / "samples.npy"),
+                    grid = read_file(out / "grid.png");
+  const CliResult r = run_cli(quick_sample(out, "--set model.path=" + q(data_path("nan_model.pt")) +
+                                                    " --set model.sample_shape=[3,8,8] --set solver.name=euler"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "NaN")) << r.output;
+  EXPECT_EQ(files_under(out), (std::vector<std::string>{"grid.png", "manifest.json", "samples.npy", "timings.json"}));
+  EXPECT_EQ(read_file(out / "manifest.json"), manifest);
+  EXPECT_EQ(read_file(out / "samples.npy"), npy);
+  EXPECT_EQ(read_file(out / "grid.png"), grid);
+}
+
+// parts/ is diffode's only as far as its own files go: anything else there is left, and
+// a run kept inside another run's parts/ survives that run's cleanup.
+TEST(Resume, FilesDiffodeDidNotWriteInPartsAreKept) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  fs::create_directories(out / "parts");
+  write_json(out / "parts" / "notes.json", {{"mine", true}});
+  ASSERT_EQ(run_cli(quick_sample(out / "parts" / "inner")).code, 0);
+  const CliResult r = run_cli(quick_sample(out));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(json::parse(read_file(out / "parts" / "notes.json")), json({{"mine", true}}));
+  EXPECT_TRUE(fs::exists(out / "parts" / "inner" / "manifest.json"));
+  EXPECT_TRUE(fs::exists(out / "parts" / "inner" / "samples.npy"));
+  EXPECT_TRUE(fs::exists(out / "manifest.json"));
+  EXPECT_EQ(batch_files(out), 0);
+  EXPECT_FALSE(fs::exists(out / "parts" / "run.json"));
+  // parts/ as a file: refused by name, the file kept.
+  const fs::path other = tmp.path / "other";
+  fs::create_directories(other);
+  write_json(other / "parts", {{"mine", true}});
+  const CliResult f = run_cli(quick_sample(other));
+  EXPECT_EQ(f.code, 2) << f.output;
+  EXPECT_TRUE(Contains(f.output, (other / "parts").string() + " exists and is not a folder")) << f.output;
+  EXPECT_EQ(json::parse(read_file(other / "parts")), json({{"mine", true}}));
+}
+
 TEST(Resume, ASecondWriterIsRefusedAndTheFirstFinishesUnmixed) {
   TempDir tmp;
   const fs::path out = tmp.path / "out";

@@ -311,6 +311,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
                                                          : json(nullptr)},
                   {"batch_s", sampled.batch_s},
                   {"threads", threads}};
+  retire_finished_run(dir, job.identity());
   if (sharded) {
     const json record = write_shard_record(job, opt.shard, b, timings, dir);
     created.keep();

@@ -77,9 +77,41 @@ bool part_complete(const fs::path& file, int64_t first, int64_t count, const jso
   return size == npy_header(s).size() + static_cast<uintmax_t>(values) * sizeof(float);
 }
 
+namespace {
+// The files diffode writes in parts/: run.json, batch-<first>.npy, and their temporaries.
+bool is_part_file(const std::string& name) {
+  auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
+  const bool npy = name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0;
+  const bool batch = starts("batch-") && (npy || name.find(".npy.tmp-") != std::string::npos);
+  return batch || name == "run.json" || starts("run.json.tmp-");
+}
+}  // namespace
+
 void remove_parts(const fs::path& dir) {
+  const fs::path parts = dir / "parts";
   std::error_code ec;
-  fs::remove_all(dir / "parts", ec);
+  if (!fs::is_directory(parts, ec) || fs::is_symlink(parts, ec)) return;
+  std::vector<fs::path> ours;
+  for (fs::directory_iterator it(parts, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_regular_file(ec) && is_part_file(it->path().filename().string())) ours.push_back(it->path());
+  for (const auto& f : ours) fs::remove(f, ec);
+  fs::remove(parts, ec);  // only when nothing else is in it: never what diffode did not write
+}
+
+void retire_finished_run(const fs::path& dir, const json& run) {
+  for (const char* record : {"manifest.json", "shard.json"}) {
+    const json done = read_json_file(dir / record);
+    if (!done.is_object() || !done.contains("run") || done["run"] == run) continue;
+    spdlog::warn("{}: replacing the finished run of another config ({})", dir.string(),
+                 first_difference(done["run"], run));
+    std::error_code ec;
+    fs::remove(dir / record, ec);  // the record first: a crash leaves no manifest over other samples
+    if (done.contains("files") && done["files"].is_array())
+      for (const auto& f : done["files"])
+        if (f.is_string()) fs::remove(dir / f.get<std::string>(), ec);
+    for (const char* other : {"timings.json", "grid.png", "samples.npy"}) fs::remove(dir / other, ec);
+    fs::remove(dir / "samples", ec);  // only if empty
+  }
 }
 
 RunParts::RunParts(const fs::path& dir, const json& run, bool resume)
@@ -93,24 +125,20 @@ RunParts::RunParts(const fs::path& dir, const json& run, bool resume)
                  first_difference(earlier, run));
     remove_parts(dir);
   }
-  // A finished run (or shard) of another config: refused with --resume; else its outputs
-  // go first (manifest before the files, so a crash leaves no manifest over other samples).
+  // A finished run (or shard) of another config: refused with --resume; else it stays until
+  // this run's batches are all complete (retire_finished_run), so a run that fails keeps it.
   for (const char* record : {"manifest.json", "shard.json"}) {
     const json done = read_json_file(dir / record);
     if (!done.is_object() || !done.contains("run") || done["run"] == run) continue;
     if (resume && earlier != run)
       throw InputError("--resume: " + dir.string() + " holds a finished run of another config (" +
                        first_difference(done["run"], run) + "); remove it or give another output directory");
-    spdlog::warn("{} holds a finished run of another config ({}): replacing it", dir.string(),
-                 first_difference(done["run"], run));
-    std::error_code ec;
-    fs::remove(dir / record, ec);
-    if (done.contains("files") && done["files"].is_array())
-      for (const auto& f : done["files"])
-        if (f.is_string()) fs::remove(dir / f.get<std::string>(), ec);
-    for (const char* other : {"timings.json", "grid.png", "samples.npy"}) fs::remove(dir / other, ec);
-    fs::remove(dir / "samples", ec);  // only if empty
+    spdlog::info("{} holds a finished run of another config ({}): it is replaced once this run's samples are complete",
+                 dir.string(), first_difference(done["run"], run));
   }
+  std::error_code ec;
+  if (fs::exists(dir_, ec) && !fs::is_directory(dir_, ec))
+    throw InputError(dir_.string() + " exists and is not a folder: diffode keeps a run's batches there; move it away");
   fs::create_directories(dir_);
   if (earlier != run) write_file_atomic(dir_ / "run.json", run.dump(2) + "\n");
 }

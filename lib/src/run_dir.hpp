@@ -28,7 +28,8 @@ void check_writable_dir(const std::filesystem::path& dir, CreatedDirs& created);
 std::string first_difference(const nlohmann::json& a, const nlohmann::json& b);
 
 // The batch files of a run in dir/parts, with parts/run.json naming the run they belong to.
-// A different run's parts are removed (with resume: refused, as is a different complete run).
+// A different run's parts are removed (with resume: refused, as is a different complete run,
+// which otherwise stays until retire_finished_run).
 class RunParts {
  public:
   RunParts(const std::filesystem::path& dir, const nlohmann::json& run, bool resume);
@@ -45,6 +46,10 @@ class RunParts {
 
 std::string part_name(int64_t first);
 bool part_complete(const std::filesystem::path& file, int64_t first, int64_t count, const nlohmann::json& shape);
+// Removes the files diffode writes in dir/parts, then the folder when nothing else is in it.
 void remove_parts(const std::filesystem::path& dir);
+// Removes the outputs of a finished run (or shard) of another config than `run` in dir:
+// called once this run's batches are complete, so a run that fails leaves the old one whole.
+void retire_finished_run(const std::filesystem::path& dir, const nlohmann::json& run);
 
 }  // namespace diffode

@@ -6,6 +6,8 @@
   wrong_shape.pt         forward(x, t) returns x[:, :1]
   wrong_dtype.pt         forward(x, t) returns int64
   nan_model.pt           gauss edm/x0 denoiser, NaN wherever t < 1
+  raises_model.pt        gauss edm/x0 denoiser, raising once any t < 0.1
+  shape_off_probe.pt     gauss edm/x0 denoiser, wrong shape for batches other than 2
   nan_at_sigma.pt        gauss edm/x0 denoiser, NaN at one sigma only (a point of a 3-step grid)
   no_meta.pt             gauss edm/x0 without diffode.json
   bad_meta.pt            gauss edm/x0 whose diffode.json is not JSON
@@ -71,6 +73,33 @@ class NanBelowOne(torch.nn.Module):
         return out + poison.reshape([t.shape[0]] + [1] * (out.dim() - 1))
 
 
+class RaisesBelowATenth(torch.nn.Module):
+    """The wrapped model, raising an error once any t < 0.1 (after the probe passed)."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        if bool((t < 0.1).any()):
+            raise RuntimeError("fixture: this model fails for t < 0.1")
+        return self.inner(x, t)
+
+
+class ShapeOffProbe(torch.nn.Module):
+    """The wrapped model, right for the probe's batch of 2; for other batches x[:, :1]."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        out = self.inner(x, t)
+        if x.shape[0] == 2:
+            return out
+        return out[:, :1]
+
+
 class NanAt(torch.nn.Module):
     """The wrapped model's output, NaN in every row whose t is within 1e-6 (relative) of t_star."""
 
@@ -121,6 +150,12 @@ def fixtures() -> dict:
                             f"the gauss.pt denoiser (edm/x0), NaN only where t is within 1e-6 of "
                             f"{NAN_SIGMA} (sigma 1 of the 3-step polynomial grid): one cell of a "
                             "compare fails, the others and the reference do not."),
+        "raises_model.pt": (RaisesBelowATenth(gauss_x0()), fixture_meta("raises for t < 0.1"),
+                            "the gauss.pt denoiser (edm/x0) raising a RuntimeError once any t < 0.1: "
+                            "the probe passes and sampling fails partway (exit 2, one line)."),
+        "shape_off_probe.pt": (ShapeOffProbe(gauss_x0()), fixture_meta("wrong shape off the probe batch"),
+                               "the gauss.pt denoiser (edm/x0), right for a batch of 2 (the probe) "
+                               "and returning x[:, :1] for any other batch size."),
         "no_meta.pt": (gauss_x0(), None,
                        "the gauss.pt model (edm/x0, [3,8,8], mu/s as in gauss.pt) with no "
                        "diffode.json: the config must supply sample_shape, process, prediction."),
@@ -180,7 +215,7 @@ def check_randn_reference(path: str) -> None:
 def check_fixtures(out_dir: str) -> None:
     """Each fixture fails (or not) the way it is meant to."""
     x = torch.randn([2] + SHAPE, generator=torch.Generator().manual_seed(0))
-    big, small = torch.full([2], 2.0), torch.full([2], 0.5)
+    big, small = torch.full([2], 2.0), torch.full([2], 0.05)
     load = lambda name, **kw: torch.jit.load(os.path.join(out_dir, name), **kw)  # noqa: E731
     try:
         load("no_forward.pt")(x, big)
@@ -191,6 +226,15 @@ def check_fixtures(out_dir: str) -> None:
     assert not load("wrong_dtype.pt")(x, big).is_floating_point()
     nan_model = load("nan_model.pt")
     assert torch.isfinite(nan_model(x, big)).all() and torch.isnan(nan_model(x, small)).all()
+    raises = load("raises_model.pt")
+    raises(x, big)
+    try:
+        raises(x, small)
+        raise AssertionError("raises_model.pt did not raise")
+    except torch.jit.Error:
+        pass
+    off = load("shape_off_probe.pt")
+    assert off(x, big).shape == x.shape and off(torch.cat([x, x, x]), torch.full([6], 2.0)).shape[1] == 1
     nan_at = load("nan_at_sigma.pt")
     assert torch.isnan(nan_at(x, torch.full([2], NAN_SIGMA))).all() and torch.isfinite(nan_at(x, big)).all()
     extra = {"diffode.json": ""}

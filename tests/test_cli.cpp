@@ -486,6 +486,24 @@ TEST_F(CliBadInput, NanOutputNamesTheStepAndSigma) {
                        "step " + std::to_string(i + 1) + " of 10", sigma.str()});
 }
 
+// A model that passes the load-time probe and then fails, or breaks the contract at the
+// run's batch size, is the user's input: exit 2, one line, nothing half-written.
+TEST_F(CliBadInput, AModelThatFailsOrChangesShapeWhileSamplingIsNamedInOneLine) {
+  json j = gauss_config(data_path("raises_model.pt"));
+  j["solver"] = {{"name", "euler"}, {"steps", 10}};
+  CliResult r = sample(config(j));
+  expect_bad_input(r, {data_path("raises_model.pt").string(), "forward failed while sampling",
+                       "fixture: this model fails for t < 0.1"});
+  EXPECT_FALSE(Contains(r.output, "frame #")) << r.output;  // no LibTorch backtrace
+  EXPECT_FALSE(Contains(r.output, "Traceback")) << r.output;
+  j = gauss_config(data_path("shape_off_probe.pt"));
+  j["sampling"] = {{"num_samples", 4}, {"batch_size", 4}};
+  r = sample(config(j));
+  expect_bad_input(r, {data_path("shape_off_probe.pt").string(),
+                       "forward returned shape [4, 1, 8, 8] for x of shape [4, 3, 8, 8] while sampling"});
+  EXPECT_FALSE(fs::exists(out() / "parts"));
+}
+
 TEST_F(CliBadInput, ModelWithoutMetadataSaysWhatToSet) {
   expect_bad_input(sample(config(gauss_config(data_path("no_meta.pt")))),
                    {data_path("no_meta.pt").string(), "model.prediction"});

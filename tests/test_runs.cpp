@@ -204,6 +204,18 @@ TEST(DiskFull, AFileSizeLimitFailsCleanlyAndResumeFinishes) {
   expect_same_outputs(tmp.path / "whole", out);
 }
 
+// The same limit without the shell ignoring SIGXFSZ: diffode ignores it itself, so the
+// write fails with a message (it was killed silently, leaving temporaries).
+TEST(DiskFull, AFileSizeLimitWithTheDefaultSignalFailsCleanly) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  expect_clean_failure_then_resume(
+      tmp, out, "trap - XFSZ; ulimit -f 120; '" + std::string(DIFFODE_CLI) + "' " + quick_sample(out) + " 2>&1",
+      "File too large");
+  const CliResult resumed = run_cli(quick_sample(out) + " --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+}
+
 TEST(DiskFull, AFullTmpfsFailsCleanlyAndResumeFinishesOnceThereIsSpace) {
   TempDir tmp;
   const fs::path mnt = tmp.path / "mnt";

@@ -2,6 +2,7 @@
 
 #include <torch/cuda.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
+#include <spdlog/spdlog.h>
 #include <torch/script.h>
 
 #include <ATen/Parallel.h>
@@ -115,6 +116,14 @@ std::string shape_text(at::IntArrayRef s) {
 std::string first_line(const std::string& s) {
   const auto nl = s.find('\n');
   return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+// The last non-empty line of a LibTorch error (TorchScript's own traceback comes first).
+std::string last_line(const std::string& text) {
+  size_t end = text.find_last_not_of(" \n");
+  if (end == std::string::npos) return text;
+  const size_t begin = text.rfind('\n', end);
+  return text.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin == std::string::npos ? 0 : begin + 1));
 }
 
 }  // namespace
@@ -326,7 +335,7 @@ void probe_forward(const Probe& p) {
     const std::string what = error_text(e);
     throw InputError("model " + file + ": forward(x, t" + (conditional ? ", y" : "") +
                      ") failed on a probe batch x of shape " + shape_text(shape) + " (2 x sample_shape), t of shape [2]" +
-                     (conditional ? ", y of shape [2]" : "") + ": " + first_line(what));
+                     (conditional ? ", y of shape [2]" : "") + ": " + last_line(what));
   }
   if (!out.isTensor())
     throw InputError("model " + file + ": forward(x, t) must return a Tensor, got " + out.tagKind());
@@ -354,7 +363,7 @@ int64_t probe_features(const Probe& p) {
     fo = p.module.get_method("forward_with_features")(inputs);
   } catch (const std::exception& e) {
     const std::string what = error_text(e);
-    throw InputError("model " + file + ": " + call + " failed on a probe batch: " + first_line(what));
+    throw InputError("model " + file + ": " + call + " failed on a probe batch: " + last_line(what));
   }
   if (!fo.isTuple() || fo.toTupleRef().elements().size() != 2 || !fo.toTupleRef().elements()[0].isTensor() ||
       !fo.toTupleRef().elements()[1].isTensor())
@@ -412,19 +421,62 @@ c10::Device Model::device() const { return impl_->device; }
 
 std::vector<std::string> Model::methods() const { return method_names(impl_->module); }
 
+namespace {
+
+// A model call during sampling: the model's own failure, or an output that breaks the
+// contract the probe checked (a Tensor of x's shape, floating), is the user's input:
+// InputError in one line, LibTorch's text at debug level.
+template <class Call>
+c10::IValue checked_call(const fs::path& file, const char* name, const Call& call) {
+  try {
+    return call();
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string text = error_text(e);
+    spdlog::debug("model {}: {} failed:\n{}", file.string(), name, text);
+    throw InputError("model " + file.string() + ": " + name + " failed while sampling: " + last_line(text).substr(0, 300));
+  }
+}
+
+at::Tensor checked_output(const fs::path& file, const char* name, const c10::IValue& v, const at::Tensor& x_t) {
+  if (!v.isTensor())
+    throw InputError("model " + file.string() + ": " + name + " returned " + v.tagKind() + " while sampling, not a Tensor");
+  at::Tensor o = v.toTensor();
+  if (o.sizes() != x_t.sizes())
+    throw InputError("model " + file.string() + ": " + name + " returned shape " + shape_text(o.sizes()) +
+                     " for x of shape " + shape_text(x_t.sizes()) + " while sampling (the contract: x's shape)");
+  if (!at::isFloatingType(o.scalar_type()))
+    throw InputError("model " + file.string() + ": " + name + " returned dtype " +
+                     std::string(c10::toString(o.scalar_type())) + " while sampling (the contract: floating-point)");
+  return o;
+}
+
+}  // namespace
+
 at::Tensor Model::forward(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y) const {
   const AsScriptedOnCpu scripted(impl_->device);
-  if (y.defined()) return impl_->module.forward({x_t, t, y}).toTensor();
-  return impl_->module.forward({x_t, t}).toTensor();
+  const c10::IValue out = checked_call(impl_->path, "forward", [&] {
+    return y.defined() ? impl_->module.forward({x_t, t, y}) : impl_->module.forward({x_t, t});
+  });
+  return checked_output(impl_->path, "forward", out, x_t);
 }
 
 std::pair<at::Tensor, at::Tensor> Model::forward_with_features(const at::Tensor& x_t, const at::Tensor& t,
                                                                const at::Tensor& y) const {
   const AsScriptedOnCpu scripted(impl_->device);
-  auto method = impl_->module.get_method("forward_with_features");
-  const c10::IValue out = y.defined() ? method({x_t, t, y}) : method({x_t, t});
+  const c10::IValue out = checked_call(impl_->path, "forward_with_features", [&] {
+    auto method = impl_->module.get_method("forward_with_features");
+    return y.defined() ? method({x_t, t, y}) : method({x_t, t});
+  });
+  if (!out.isTuple() || out.toTupleRef().elements().size() != 2)
+    throw InputError("model " + impl_->path.string() + ": forward_with_features returned " + out.tagKind() +
+                     " while sampling, not an (output, feature) tuple");
   const auto& e = out.toTupleRef().elements();
-  return {e[0].toTensor(), reduce_feature(e[1].toTensor())};
+  const at::Tensor feature = checked_call(impl_->path, "forward_with_features", [&] {
+    return c10::IValue(reduce_feature(e[1].toTensor()));
+  }).toTensor();
+  return {checked_output(impl_->path, "forward_with_features", e[0], x_t), feature};
 }
 
 bool Model::has_features() const { return impl_->feature_dim > 0; }

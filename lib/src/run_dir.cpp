@@ -133,7 +133,7 @@ RunParts::RunParts(const fs::path& dir, const json& run, bool resume)
     if (resume && earlier != run)
       throw InputError("--resume: " + dir.string() + " holds a finished run of another config (" +
                        first_difference(done["run"], run) + "); remove it or give another output directory");
-    spdlog::info("{} holds a finished run of another config ({}): it is replaced once this run's samples are complete",
+    spdlog::info("{} holds a finished run of another config ({}): it is kept until this run has sampled every batch",
                  dir.string(), first_difference(done["run"], run));
   }
   std::error_code ec;

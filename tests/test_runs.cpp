@@ -468,3 +468,20 @@ TEST(Batch, BadSweepsAreNamed) {
 }
 
 }  // namespace
+
+// A kill -9 while the outputs are assembled leaves "<output>.tmp-<pid>-<n>" files; the next
+// run into the folder removes them (and only them: a look-alike of another name stays).
+TEST(Resume, TemporariesOfAKilledAssemblyDoNotOutliveTheRerun) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  fs::create_directories(out / "samples");
+  for (const char* f : {"samples.npy.tmp-4242-17", "manifest.json.tmp-1-2", "samples/3.png.tmp-99-1"})
+    write_json(out / f, {{"partial", true}});
+  for (const char* f : {"mine.npy.tmp-1-2", "samples.npy.tmp-x-2", "notes.txt"}) write_json(out / f, {{"mine", true}});
+  const CliResult r = run_cli(quick_sample(out, "--set output.png=true"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* f : {"samples.npy.tmp-4242-17", "manifest.json.tmp-1-2", "samples/3.png.tmp-99-1"})
+    EXPECT_FALSE(fs::exists(out / f)) << f;
+  for (const char* f : {"mine.npy.tmp-1-2", "samples.npy.tmp-x-2", "notes.txt"}) EXPECT_TRUE(fs::exists(out / f)) << f;
+  EXPECT_TRUE(fs::exists(out / "samples" / "3.png"));
+}

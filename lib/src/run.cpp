@@ -295,6 +295,7 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   CreatedDirs created;
   check_writable_dir(dir, created);
   const DirLock lock(dir);
+  remove_stale_temporaries(dir);
   if (auto done = already_complete(dir, job.identity(), sharded)) {
     created.keep();
     return *done;
@@ -460,6 +461,7 @@ json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
   CreatedDirs created;
   check_writable_dir(out_dir, created);
   const DirLock lock(out_dir);
+  remove_stale_temporaries(out_dir);
   const json manifest = finish_run(cfg, set.run, form, files, out_dir, load_evaluation(cfg, form.shape));
   write_file_atomic(out_dir / "timings.json",
                     json({{"shards", shard_timings}, {"merge_s", seconds_since(t_start)}}).dump(2) + "\n");

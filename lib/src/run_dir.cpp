@@ -98,6 +98,38 @@ void remove_parts(const fs::path& dir) {
   fs::remove(parts, ec);  // only when nothing else is in it: never what diffode did not write
 }
 
+namespace {
+// "<name>.tmp-<pid>-<n>", the temporary AtomicFile writes for `name`.
+bool is_temporary_of(const std::string& file, const std::string& name) {
+  const std::string prefix = name + ".tmp-";
+  if (file.rfind(prefix, 0) != 0) return false;
+  const std::string rest = file.substr(prefix.size());
+  const auto dash = rest.find('-');
+  auto digits = [](const std::string& t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos; };
+  return dash != std::string::npos && digits(rest.substr(0, dash)) && digits(rest.substr(dash + 1));
+}
+}  // namespace
+
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string f = it->path().filename().string();
+    for (const char* name : {"samples.npy", "grid.png", "manifest.json", "timings.json", "shard.json", ".write-test"})
+      if (it->is_regular_file(ec) && is_temporary_of(f, name)) stale.push_back(it->path());
+  }
+  for (fs::directory_iterator it(dir / "samples", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string f = it->path().filename().string();
+    const auto dot = f.find(".png.tmp-");
+    if (dot != std::string::npos && it->is_regular_file(ec) && is_temporary_of(f, f.substr(0, dot + 4)))
+      stale.push_back(it->path());
+  }
+  for (const auto& f : stale) {
+    spdlog::info("removing {}, a temporary file of an earlier, interrupted diffode run", f.string());
+    fs::remove(f, ec);
+  }
+}
+
 void retire_finished_run(const fs::path& dir, const json& run) {
   for (const char* record : {"manifest.json", "shard.json"}) {
     const json done = read_json_file(dir / record);

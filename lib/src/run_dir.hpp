@@ -48,6 +48,9 @@ std::string part_name(int64_t first);
 bool part_complete(const std::filesystem::path& file, int64_t first, int64_t count, const nlohmann::json& shape);
 // Removes the files diffode writes in dir/parts, then the folder when nothing else is in it.
 void remove_parts(const std::filesystem::path& dir);
+// Removes temporaries diffode's own outputs leave when a process is killed while writing
+// them ("<output>.tmp-<pid>-<n>" in dir and dir/samples): call with dir locked.
+void remove_stale_temporaries(const std::filesystem::path& dir);
 // Removes the outputs of a finished run (or shard) of another config than `run` in dir:
 // called once this run's batches are complete, so a run that fails leaves the old one whole.
 void retire_finished_run(const std::filesystem::path& dir, const nlohmann::json& run);

@@ -205,6 +205,23 @@ TEST(AmedPredictorFile, NewPredictorStartsAtTheMidpointAndRoundTrips) {
   EXPECT_GT(max_diff(a.r, at::full_like(a.r, 0.5)), 1e-4);
 }
 
+// A predictor whose output turns NaN is named as the fault, not the model it steers.
+TEST(AmedPredictorFile, ANanPredictionIsThePredictorsFault) {
+  TempDir tmp;
+  AmedPredictor p = AmedPredictor::create(49, 0.05, 0.1, 7);
+  {
+    at::NoGradGuard g;
+    for (auto& t : p.parameters()) t.fill_(std::nan(""));
+  }
+  p.set_metadata({{"kind", "amed_predictor"}});
+  p.save(tmp.path / "nan.pt");
+  const AmedPredictor q = AmedPredictor::load(tmp.path / "nan.pt");
+  const std::string msg = error_of([&] { q.predict(at::randn({3, 49}), 5.0, 2.0); });
+  EXPECT_NE(msg.find("predictor " + (tmp.path / "nan.pt").string() + ": returned NaN or Inf for (r, c, a)"),
+            std::string::npos) << msg;
+  EXPECT_NE(msg.find("the predictor, not the model, is at fault"), std::string::npos) << msg;
+}
+
 TEST(AmedPredictorFile, MissingOrForeignFilesAreRefused) {
   TempDir tmp;
   EXPECT_NE(error_of([&] { AmedPredictor::load(tmp.path / "none.pt"); }).find("none.pt: file does not exist"),

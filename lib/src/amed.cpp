@@ -52,6 +52,7 @@ struct AmedPredictor::Impl {
   torch::jit::Module module{"AmedPredictor"};
   json meta = json::object();
   int64_t feature_dim = 0;
+  std::string file = "(new)";  // where it was loaded from, for messages
 };
 
 AmedPredictor AmedPredictor::create(int64_t feature_dim, double scale_dir, double scale_time, uint64_t seed) {
@@ -93,6 +94,7 @@ AmedPredictor AmedPredictor::load(const fs::path& path) {
   if (extra[kMetaFile].empty() || !impl->module.find_method("forward") || !impl->module.hasattr("feat1_w"))
     throw InputError("predictor " + file + ": not a diffode AMED predictor (no " + kMetaFile +
                      " or no predictor module inside); make one with 'diffode distill'");
+  impl->file = file;
   impl->meta = parse_json_text(extra[kMetaFile], "predictor " + file + ": " + kMetaFile);
   if (!impl->meta.is_object()) throw InputError("predictor " + file + ": " + kMetaFile + " is not a JSON object");
   impl->feature_dim = impl->module.attr("feat1_w").toTensor().size(1);
@@ -104,10 +106,20 @@ AmedPredictor AmedPredictor::load(const fs::path& path) {
 MeanValueStep AmedPredictor::predict(const Tensor& feature, double sigma_cur, double sigma_next) const {
   const int64_t b = feature.size(0);
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(feature.device());
-  const at::Tensor out = impl_->module
-                             .forward({feature.to(at::kFloat), at::full({b}, sigma_cur, opts),
-                                       at::full({b}, sigma_next, opts)})
-                             .toTensor();
+  c10::IValue v;
+  try {
+    v = impl_->module.forward({feature.to(at::kFloat), at::full({b}, sigma_cur, opts), at::full({b}, sigma_next, opts)});
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw InputError("predictor " + impl_->file + ": forward failed: " + what.substr(0, what.find('\n')));
+  }
+  if (!v.isTensor() || v.toTensor().dim() != 2 || v.toTensor().size(0) != b || v.toTensor().size(1) != 3)
+    throw InputError("predictor " + impl_->file + ": forward must return a [batch, 3] tensor (r, c, a)");
+  const at::Tensor out = v.toTensor();
+  if (!at::isfinite(out.detach()).all().item<bool>())
+    throw InputError("predictor " + impl_->file + ": returned NaN or Inf for (r, c, a) on the interval from sigma " +
+                     std::to_string(sigma_cur) + " to " + std::to_string(sigma_next) +
+                     " (the predictor, not the model, is at fault)");
   return {out.select(1, 0), out.select(1, 1), out.select(1, 2)};
 }
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "diffode/amed.hpp"
 #include "diffode/config.hpp"
 #include "diffode/io.hpp"
 #include "diffode/process.hpp"
@@ -671,6 +672,18 @@ TEST(CliAmed, DistillThenSampleWithThePredictorAndDescribeIt) {
   EXPECT_EQ(wrong_model.code, 2) << wrong_model.output;
   EXPECT_TRUE(Contains(wrong_model.output, "model sha256"));
   for (const char* dir : {"o2", "o3", "o4"}) EXPECT_FALSE(fs::exists(tmp.path / dir)) << dir;
+}
+
+// A predictor whose metadata has fields of the wrong type is described as written.
+TEST(CliAmed, InfoDescribesAPredictorWithOddMetadata) {
+  TempDir tmp;
+  diffode::AmedPredictor p = diffode::AmedPredictor::create(4, 0.05, 0.05, 1);
+  p.set_metadata({{"kind", "amed_predictor"}, {"solver", 5}, {"steps", "many"}, {"afs", {1, 2}}, {"sigmas", "x"}});
+  p.save(tmp.path / "odd.pt");
+  const CliResult r = run_cli("info " + q(tmp.path / "odd.pt"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(Contains(r.output, "solver       5, many steps, afs [1,2]")) << r.output;
+  EXPECT_TRUE(Contains(r.output, "model        ? (sha256 ?)")) << r.output;
 }
 
 TEST(CliAmed, BadInputsAreNamed) {

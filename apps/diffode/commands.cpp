@@ -225,16 +225,23 @@ int cmd_info(const fs::path& path) {
   const ArchiveInfo archive = inspect_archive(path);
   if (!archive.predictor.is_null()) {
     const nlohmann::json& m = archive.predictor;
+    if (!m.is_object())
+      throw InputError("predictor " + path.string() + ": its metadata is not a JSON object: " + json_excerpt(m));
+    // Each field as written (a string bare, anything else as JSON; "?" when absent): a
+    // predictor with fields of the wrong type is still described, not a crash.
+    auto field = [&](const char* key) {
+      if (!m.contains(key)) return std::string("?");
+      return m[key].is_string() ? m[key].get<std::string>().substr(0, 300) : json_excerpt(m[key], 300);
+    };
     std::cout << "predictor    " << path.string() << " (AMED step predictor)\n"
               << "sha256       " << archive.sha256 << "\n"
-              << "solver       " << m.value("solver", "?") << ", " << m.value("steps", 0) << " steps"
-              << (m.value("afs", false) ? ", afs" : "") << "\n"
-              << "model        " << m.value("model_path", "?") << " (sha256 " << m.value("model_sha256", "?") << ")\n"
-              << "schedule     " << m.value("schedule", nlohmann::json()).dump() << "\n"
-              << "sigmas       " << m.value("sigmas", nlohmann::json()).dump() << "\n"
-              << "features     " << m.value("feature_dim", nlohmann::json()).dump() << "\n"
-              << "teacher      " << m.value("teacher", nlohmann::json()).dump() << "\n"
-              << "training     " << m.value("training", nlohmann::json()).dump() << "\n";
+              << "solver       " << field("solver") << ", " << field("steps") << " steps, afs " << field("afs") << "\n"
+              << "model        " << field("model_path") << " (sha256 " << field("model_sha256") << ")\n"
+              << "schedule     " << field("schedule") << "\n"
+              << "sigmas       " << field("sigmas") << "\n"
+              << "features     " << field("feature_dim") << "\n"
+              << "teacher      " << field("teacher") << "\n"
+              << "training     " << field("training") << "\n";
     return 0;
   }
   std::cout << "model        " << path.string() << "\n"

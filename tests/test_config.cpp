@@ -665,7 +665,7 @@ TEST_F(ConfigErrors, NumSamplesZero) {
   const std::string msg = error_for(with("sampling", {{"num_samples", 0}}));
   EXPECT_TRUE(Contains(msg, file().string()));
   EXPECT_TRUE(Contains(msg, "/sampling/num_samples"));
-  EXPECT_TRUE(Contains(msg, ">= 1"));
+  EXPECT_TRUE(Contains(msg, "must be in [1, 1099511627776], got 0"));
 }
 
 TEST_F(ConfigErrors, BatchSizeZeroAndNegativeSeed) {
@@ -831,4 +831,11 @@ TEST_F(ConfigErrors, StepsNfeAndThreadsAreBounded) {
                                                   {"reference", {{"steps", 1000000}}}})),
                        "/compare/reference/steps: must be in [2, 100000]"));
   EXPECT_TRUE(Contains(error_for(with("tune", {{"points", 5000}})), "/tune/points: must be in [1, 4096]"));
+  // batch_size 2^63 - 1 overflowed the batch count (an internal error with no samples).
+  EXPECT_TRUE(Contains(error_for(minimal(), {"sampling.batch_size=9223372036854775807"}),
+                       "/sampling/batch_size: must be in [1, 1048576], got 9223372036854775807"));
+  EXPECT_TRUE(Contains(error_for(minimal(), {"sampling.num_samples=2000000000000"}),
+                       "/sampling/num_samples: must be in [1, 1099511627776]"));
+  EXPECT_TRUE(Contains(error_for(minimal(), {"sampling.seed=9223372036854775807"}),
+                       "/sampling/seed: must be in [0, 4611686018427387904]"));
 }

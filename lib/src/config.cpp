@@ -207,9 +207,10 @@ const std::vector<Field<ScheduleConfig>>& schedule_fields() {
 const std::vector<Field<SamplingConfig>>& sampling_fields() {
   using S = SamplingConfig;
   static const std::vector<Field<S>> f = {
-      key<S>("num_samples", &S::num_samples, "samples in the run", at_least<int64_t>(1)),
-      key<S>("batch_size", &S::batch_size, "samples per model call", at_least<int64_t>(1)),
-      key<S>("seed", &S::seed, "sample k uses seed + k", at_least<int64_t>(0)),
+      // Bounded so that seed + k and the batch arithmetic cannot overflow.
+      key<S>("num_samples", &S::num_samples, "samples in the run", in_range<int64_t>(1, int64_t{1} << 40)),
+      key<S>("batch_size", &S::batch_size, "samples per model call", in_range<int64_t>(1, int64_t{1} << 20)),
+      key<S>("seed", &S::seed, "sample k uses seed + k", in_range<int64_t>(0, int64_t{1} << 62)),
       key<S>("labels", &S::labels, "class labels: a list (repeated), \"cycle\" or \"random\""),
       key<S>("guidance", &S::guidance, "classifier-free guidance w; 1 = none"),
   };

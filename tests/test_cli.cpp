@@ -505,6 +505,22 @@ TEST_F(CliBadInput, AModelThatFailsOrChangesShapeWhileSamplingIsNamedInOneLine) 
   EXPECT_FALSE(fs::exists(out() / "parts"));
 }
 
+// Inputs that would hang or flood: a FIFO as the model, a 100 kB path, a 1 MB name.
+TEST_F(CliBadInput, HugeOrBlockingInputsGetShortMessages) {
+  const fs::path fifo = tmp.path / "model.pt";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  CliResult r = sample(config(gauss_config(fifo)));  // it blocked for ever on open()
+  expect_bad_input(r, {fifo.string(), "is not a regular file"});
+  r = sample(config(gauss_config(tmp.path / std::string(100000, 'p'))));
+  expect_bad_input(r, {"File name too long", "characters)"});  // was an internal error
+  EXPECT_LT(r.output.size(), 2000u);
+  json j = gauss_config();
+  j["solver"]["name"] = std::string(1000000, 'x');
+  r = sample(config(j));
+  expect_bad_input(r, {"unknown solver", "(1000000 characters)"});
+  EXPECT_LT(r.output.size(), 2000u);
+}
+
 TEST_F(CliBadInput, ModelWithoutMetadataSaysWhatToSet) {
   expect_bad_input(sample(config(gauss_config(data_path("no_meta.pt")))),
                    {data_path("no_meta.pt").string(), "model.prediction"});

@@ -81,8 +81,9 @@ AmedPredictor AmedPredictor::create(int64_t feature_dim, double scale_dir, doubl
 
 AmedPredictor AmedPredictor::load(const fs::path& path) {
   const std::string file = path.string();
-  if (!fs::exists(path)) throw InputError("predictor " + file + ": file does not exist");
-  if (fs::is_directory(path)) throw InputError("predictor " + file + ": is a directory, not a predictor file");
+  if (const std::string problem = input_file_problem(path); !problem.empty())
+    throw InputError("predictor " + text_excerpt(file) + ": " + problem +
+                     (problem == "is a directory" ? ", not a predictor file" : ""));
   auto impl = std::make_shared<Impl>();
   torch::jit::ExtraFilesMap extra{{kMetaFile, ""}};
   try {

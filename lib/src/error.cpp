@@ -37,7 +37,9 @@ std::string nearest_name(const std::string& name, const std::vector<std::string>
 
 std::string unknown_name_message(const std::string& what, const std::string& name,
                                  const std::vector<std::string>& candidates) {
-  std::string msg = "unknown " + what + " '" + name + "'";
+  std::string msg = "unknown " + what + " '" +
+                    (name.size() <= 200 ? name : name.substr(0, 200) + "... (" + std::to_string(name.size()) + " characters)") +
+                    "'";
   const std::string near = nearest_name(name, candidates);
   if (!near.empty()) msg += " (did you mean '" + near + "'?)";
   msg += "; valid: ";

@@ -251,6 +251,21 @@ void write_npy(const fs::path& path, const std::vector<int64_t>& shape, const fl
   f.commit();
 }
 
+std::string input_file_problem(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (st.type() == fs::file_type::not_found) return "file does not exist";
+  if (ec) return "cannot be examined: " + ec.message();
+  if (st.type() == fs::file_type::directory) return "is a directory";
+  if (st.type() != fs::file_type::regular) return "is not a regular file (a FIFO, socket or device would block or mislead)";
+  return "";
+}
+
+std::string text_excerpt(const std::string& text, size_t max_chars) {
+  if (text.size() <= max_chars) return text;
+  return text.substr(0, max_chars) + "... (" + std::to_string(text.size()) + " characters)";
+}
+
 nlohmann::json read_json_file(const fs::path& path) {
   std::ifstream in(path);
   if (!in) return nullptr;

@@ -246,8 +246,9 @@ namespace {
 torch::jit::Module read_archive(const fs::path& path, c10::Device device, json& metadata,
                                 json* predictor = nullptr) {
   const std::string file = path.string();
-  if (!fs::exists(path)) throw InputError("model " + file + ": file does not exist");
-  if (fs::is_directory(path)) throw InputError("model " + file + ": is a directory, not a TorchScript file");
+  if (const std::string problem = input_file_problem(path); !problem.empty())
+    throw InputError("model " + text_excerpt(file) + ": " + problem +
+                     (problem == "is a directory" ? ", not a TorchScript file" : ""));
   torch::jit::ExtraFilesMap extra{{"diffode.json", ""}, {"diffode_predictor.json", ""}};
   torch::jit::Module module;
   try {

@@ -191,29 +191,21 @@ void expect_clean_failure_then_resume(const TempDir& tmp, const fs::path& out, c
   EXPECT_EQ(batch_files(out), 5);
 }
 
+// A 120 KiB limit per file: each batch (25 KiB) fits, samples.npy (125 KiB) does not. With
+// SIGXFSZ ignored by the shell, and with its default action (diffode ignores it itself, so
+// the write fails with a message where it was killed silently, leaving temporaries).
 TEST(DiskFull, AFileSizeLimitFailsCleanlyAndResumeFinishes) {
-  // A 120 KiB limit per file: each batch (25 KiB) fits, samples.npy (125 KiB) does not.
   TempDir tmp;
-  const fs::path out = tmp.path / "out";
-  expect_clean_failure_then_resume(
-      tmp, out, "trap '' XFSZ; ulimit -f 120; '" + std::string(DIFFODE_CLI) + "' " + quick_sample(out) + " 2>&1",
-      "File too large");
-  const CliResult resumed = run_cli(quick_sample(out) + " --resume");
-  ASSERT_EQ(resumed.code, 0) << resumed.output;
   ASSERT_EQ(run_cli(quick_sample(tmp.path / "whole")).code, 0);
-  expect_same_outputs(tmp.path / "whole", out);
-}
-
-// The same limit without the shell ignoring SIGXFSZ: diffode ignores it itself, so the
-// write fails with a message (it was killed silently, leaving temporaries).
-TEST(DiskFull, AFileSizeLimitWithTheDefaultSignalFailsCleanly) {
-  TempDir tmp;
-  const fs::path out = tmp.path / "out";
-  expect_clean_failure_then_resume(
-      tmp, out, "trap - XFSZ; ulimit -f 120; '" + std::string(DIFFODE_CLI) + "' " + quick_sample(out) + " 2>&1",
-      "File too large");
-  const CliResult resumed = run_cli(quick_sample(out) + " --resume");
-  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  for (const std::string trap : {"trap '' XFSZ", "trap - XFSZ"}) {
+    const fs::path out = tmp.path / (trap == "trap - XFSZ" ? "default" : "ignored");
+    expect_clean_failure_then_resume(
+        tmp, out, trap + "; ulimit -f 120; '" + std::string(DIFFODE_CLI) + "' " + quick_sample(out) + " 2>&1",
+        "File too large");
+    const CliResult resumed = run_cli(quick_sample(out) + " --resume");
+    ASSERT_EQ(resumed.code, 0) << trap << "\n" << resumed.output;
+    expect_same_outputs(tmp.path / "whole", out);
+  }
 }
 
 TEST(DiskFull, AFullTmpfsFailsCleanlyAndResumeFinishesOnceThereIsSpace) {

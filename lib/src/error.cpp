@@ -35,11 +35,14 @@ std::string nearest_name(const std::string& name, const std::vector<std::string>
   return best;
 }
 
+std::string text_excerpt(const std::string& text, size_t max_chars) {
+  if (text.size() <= max_chars) return text;
+  return text.substr(0, max_chars) + "... (" + std::to_string(text.size()) + " characters)";
+}
+
 std::string unknown_name_message(const std::string& what, const std::string& name,
                                  const std::vector<std::string>& candidates) {
-  std::string msg = "unknown " + what + " '" +
-                    (name.size() <= 200 ? name : name.substr(0, 200) + "... (" + std::to_string(name.size()) + " characters)") +
-                    "'";
+  std::string msg = "unknown " + what + " '" + text_excerpt(name) + "'";
   const std::string near = nearest_name(name, candidates);
   if (!near.empty()) msg += " (did you mean '" + near + "'?)";
   msg += "; valid: ";

@@ -261,11 +261,6 @@ std::string input_file_problem(const fs::path& path) {
   return "";
 }
 
-std::string text_excerpt(const std::string& text, size_t max_chars) {
-  if (text.size() <= max_chars) return text;
-  return text.substr(0, max_chars) + "... (" + std::to_string(text.size()) + " characters)";
-}
-
 nlohmann::json read_json_file(const fs::path& path) {
   std::ifstream in(path);
   if (!in) return nullptr;
@@ -398,9 +393,7 @@ struct JsonLimit : std::runtime_error {
 }  // namespace
 
 std::string json_excerpt(const nlohmann::json& value, size_t max_chars) {
-  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (text.size() <= max_chars) return text;
-  return text.substr(0, max_chars) + "... (" + std::to_string(text.size()) + " characters)";
+  return text_excerpt(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), max_chars);
 }
 
 nlohmann::json parse_bounded_json(const std::string& text) {

@@ -122,8 +122,9 @@ std::string first_line(const std::string& s) {
 std::string last_line(const std::string& text) {
   size_t end = text.find_last_not_of(" \n");
   if (end == std::string::npos) return text;
-  const size_t begin = text.rfind('\n', end);
-  return text.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin == std::string::npos ? 0 : begin + 1));
+  const size_t newline = text.rfind('\n', end);
+  const size_t begin = newline == std::string::npos ? 0 : newline + 1;
+  return text.substr(begin, end + 1 - begin);
 }
 
 }  // namespace
@@ -470,14 +471,11 @@ std::pair<at::Tensor, at::Tensor> Model::forward_with_features(const at::Tensor&
     auto method = impl_->module.get_method("forward_with_features");
     return y.defined() ? method({x_t, t, y}) : method({x_t, t});
   });
-  if (!out.isTuple() || out.toTupleRef().elements().size() != 2)
+  if (!out.isTuple() || out.toTupleRef().elements().size() != 2 || !out.toTupleRef().elements()[1].isTensor())
     throw InputError("model " + impl_->path.string() + ": forward_with_features returned " + out.tagKind() +
-                     " while sampling, not an (output, feature) tuple");
+                     " while sampling, not an (output, feature) tuple of tensors");
   const auto& e = out.toTupleRef().elements();
-  const at::Tensor feature = checked_call(impl_->path, "forward_with_features", [&] {
-    return c10::IValue(reduce_feature(e[1].toTensor()));
-  }).toTensor();
-  return {checked_output(impl_->path, "forward_with_features", e[0], x_t), feature};
+  return {checked_output(impl_->path, "forward_with_features", e[0], x_t), reduce_feature(e[1].toTensor())};
 }
 
 bool Model::has_features() const { return impl_->feature_dim > 0; }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -78,12 +79,26 @@ bool part_complete(const fs::path& file, int64_t first, int64_t count, const jso
 }
 
 namespace {
+// The file a temporary of AtomicFile ("<name>.tmp-<pid>-<n>") is for; `file` itself when
+// it is not one.
+std::string temporary_target(const std::string& file) {
+  const auto at = file.rfind(".tmp-");
+  if (at == std::string::npos) return file;
+  const std::string rest = file.substr(at + 5);
+  const auto dash = rest.find('-');
+  auto digits = [](const std::string& t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos; };
+  if (dash == std::string::npos || !digits(rest.substr(0, dash)) || !digits(rest.substr(dash + 1))) return file;
+  return file.substr(0, at);
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 // The files diffode writes in parts/: run.json, batch-<first>.npy, and their temporaries.
 bool is_part_file(const std::string& name) {
-  auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
-  const bool npy = name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0;
-  const bool batch = starts("batch-") && (npy || name.find(".npy.tmp-") != std::string::npos);
-  return batch || name == "run.json" || starts("run.json.tmp-");
+  const std::string target = temporary_target(name);
+  return target == "run.json" || (target.rfind("batch-", 0) == 0 && ends_with(target, ".npy"));
 }
 }  // namespace
 
@@ -98,31 +113,19 @@ void remove_parts(const fs::path& dir) {
   fs::remove(parts, ec);  // only when nothing else is in it: never what diffode did not write
 }
 
-namespace {
-// "<name>.tmp-<pid>-<n>", the temporary AtomicFile writes for `name`.
-bool is_temporary_of(const std::string& file, const std::string& name) {
-  const std::string prefix = name + ".tmp-";
-  if (file.rfind(prefix, 0) != 0) return false;
-  const std::string rest = file.substr(prefix.size());
-  const auto dash = rest.find('-');
-  auto digits = [](const std::string& t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos; };
-  return dash != std::string::npos && digits(rest.substr(0, dash)) && digits(rest.substr(dash + 1));
-}
-}  // namespace
-
 void remove_stale_temporaries(const fs::path& dir) {
   std::error_code ec;
   std::vector<fs::path> stale;
+  const std::vector<std::string> outputs = {"samples.npy", "grid.png",   "manifest.json",
+                                            "timings.json", "shard.json", ".write-test"};
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string f = it->path().filename().string();
-    for (const char* name : {"samples.npy", "grid.png", "manifest.json", "timings.json", "shard.json", ".write-test"})
-      if (it->is_regular_file(ec) && is_temporary_of(f, name)) stale.push_back(it->path());
+    const std::string f = it->path().filename().string(), target = temporary_target(f);
+    if (target != f && it->is_regular_file(ec) && std::find(outputs.begin(), outputs.end(), target) != outputs.end())
+      stale.push_back(it->path());
   }
   for (fs::directory_iterator it(dir / "samples", ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string f = it->path().filename().string();
-    const auto dot = f.find(".png.tmp-");
-    if (dot != std::string::npos && it->is_regular_file(ec) && is_temporary_of(f, f.substr(0, dot + 4)))
-      stale.push_back(it->path());
+    const std::string f = it->path().filename().string(), target = temporary_target(f);
+    if (target != f && it->is_regular_file(ec) && ends_with(target, ".png")) stale.push_back(it->path());
   }
   for (const auto& f : stale) {
     spdlog::info("removing {}, a temporary file of an earlier, interrupted diffode run", f.string());

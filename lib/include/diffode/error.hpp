@@ -41,6 +41,9 @@ class OutputError : public std::runtime_error {
 };
 
 // The registered name closest to `name` (edit distance), or "" if none is close.
+// Text for a message, cut to max_chars with its full length said.
+std::string text_excerpt(const std::string& text, size_t max_chars = 200);
+
 std::string nearest_name(const std::string& name, const std::vector<std::string>& candidates);
 
 // "unknown solver 'hen' (did you mean 'heun'?); valid: euler, heun, ..."

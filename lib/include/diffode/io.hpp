@@ -69,9 +69,6 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& where
 // not a regular file ...", "cannot be examined: ..."), or "" when it is a regular file.
 std::string input_file_problem(const std::filesystem::path& path);
 
-// Text for a message, cut to about max_chars.
-std::string text_excerpt(const std::string& text, size_t max_chars = 200);
-
 // A value for a message: its JSON text, cut to about max_chars.
 std::string json_excerpt(const nlohmann::json& value, size_t max_chars = 200);
 

@@ -107,8 +107,10 @@ Check<std::string> one_of(const char* what, std::vector<std::string> names) {
     if (std::find(names.begin(), names.end(), v) == names.end()) w.fail(unknown_name_message(what, v, names));
   };
 }
-Check<std::optional<int>> optional_in_range(int lo, int hi) {
-  return [lo, hi](const std::optional<int>& v, const json& given, const Where& w) { in_range(lo, hi)(*v, given, w); };
+// A check of T applied to an optional T's value (an unset one is never checked).
+template <class T>
+Check<std::optional<T>> optional_of(Check<T> check) {
+  return [check](const std::optional<T>& v, const json& given, const Where& w) { check(*v, given, w); };
 }
 Check<double> in_unit_interval() {
   return [](const double& v, const json& given, const Where& w) {
@@ -154,9 +156,9 @@ std::vector<Field<SolverConfig>> solver_field_list(bool with_steps) {
   using S = SolverConfig;
   std::vector<Field<S>> f = {key<S>("name", &S::solver, "the solver (diffode solvers)")};
   if (with_steps) {
-    f.push_back(key<S>("steps", &S::steps, "grid intervals N", optional_in_range(1, kMaxSteps)));
+    f.push_back(key<S>("steps", &S::steps, "grid intervals N", optional_of(in_range(1, kMaxSteps))));
     f.push_back(key<S>("nfe", &S::nfe, "target model evaluations per sample (N and AFS chosen to hit it)",
-                       optional_in_range(1, kMaxSteps)));
+                       optional_of(in_range(1, kMaxSteps))));
   }
   f.push_back(key<S>("afs", &S::afs,
                      "analytical first step: true (D ~ 0), \"mean\" (D ~ the class mean) or false "
@@ -244,9 +246,7 @@ const std::vector<Field<TuneConfig>>& tune_fields() {
       key<S>("teacher", &S::teacher, "a training-free solver on the candidate grid", training_free("teacher")),
       key<S>("teacher_points", &S::teacher_points, "M: extra teacher points per candidate interval", at_least(0)),
       key<S>("refine", &S::refine, "trajectories whose end error refines the grid (0: the DP's grid as it is)",
-             Check<std::optional<int64_t>>([](const std::optional<int64_t>& v, const json& given, const Where& w) {
-               at_least<int64_t>(0)(*v, given, w);
-             })),
+             optional_of(at_least<int64_t>(0))),
   };
   return f;
 }
@@ -537,8 +537,7 @@ std::pair<std::string, json> parse_set(const std::string& set) {
   } catch (const json::parse_error&) {
     value = text;  // not JSON: a plain string
   } catch (const std::exception&) {  // too deep, a repeated key, a number out of range: named
-    const std::string key = set.substr(0, std::min<size_t>(eq, 200));
-    value = parse_json_text(text, "--set '" + key + (eq > 200 ? "...'" : "'"));
+    value = parse_json_text(text, "--set '" + text_excerpt(set.substr(0, eq)) + "'");
   }
   return {set.substr(0, eq), value};
 }

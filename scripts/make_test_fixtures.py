@@ -9,6 +9,10 @@
   raises_model.pt        gauss edm/x0 denoiser, raising once any t < 0.1
   shape_off_probe.pt     gauss edm/x0 denoiser, wrong shape for batches other than 2
   nan_at_sigma.pt        gauss edm/x0 denoiser, NaN at one sigma only (a point of a 3-step grid)
+  ddpm_gauss_eps.pt      gauss, discrete DDPM linear table, eps (its own log-sigma interpolation)
+  ddpm_gauss_v.pt        the same, v-prediction
+  ddpm_gauss_int_t.pt    ddpm_gauss_eps.pt raising unless t is a whole timestep; quantize: true
+  flow_gauss_t1000.pt    gauss flow/velocity called with t in [0, 1000]; time_scale 1000
   no_meta.pt             gauss edm/x0 without diffode.json
   bad_meta.pt            gauss edm/x0 whose diffode.json is not JSON
   not_a_model.pt         a text file
@@ -118,6 +122,102 @@ class NanAt(torch.nn.Module):
         return out + poison.reshape([t.shape[0]] + [1] * (out.dim() - 1))
 
 
+# --------------------------------------------------------------------------
+# Models in the conventions of models people already have (DESIGN.md 2, discrete)
+# --------------------------------------------------------------------------
+
+DDPM_STEPS = 1000
+
+
+def ddpm_linear_alphas_cumprod() -> Tensor:
+    """alpha-bar of DDPM's linear betas 1e-4 .. 0.02 over 1000 timesteps (float64)."""
+    betas = torch.linspace(1e-4, 0.02, DDPM_STEPS, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, 0)
+
+
+class DiscreteGauss(torch.nn.Module):
+    """Exact eps or v output for Gaussian data N(mu, s^2 I) in the discrete convention:
+    called with a (fractional) timestep t in [0, T-1], whose sigma_tilde is the linear
+    interpolation in log sigma_tilde of the table sigma_tilde_i = sqrt((1 - abar_i)/abar_i);
+    x_t = sqrt(abar) x0 + sqrt(1 - abar) eps. Written here, independently of diffode."""
+
+    prediction: str
+    s: float
+
+    def __init__(self, mu: Tensor, s: float, alphas_cumprod: Tensor, prediction: str):
+        super().__init__()
+        assert prediction in ("eps", "v")
+        self.prediction = prediction
+        self.s = s
+        self.register_buffer("mu", mu.reshape(-1).to(torch.float64))
+        self.register_buffer("log_sigmas", 0.5 * torch.log((1.0 - alphas_cumprod) / alphas_cumprod))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        batch = x.shape[0]
+        n = self.log_sigmas.shape[0]
+        tc = t.to(torch.float64).reshape(batch).clamp(0.0, n - 1.0)
+        k = tc.floor().clamp(max=n - 2.0).to(torch.int64)
+        lo, hi = self.log_sigmas[k], self.log_sigmas[k + 1]
+        st = torch.exp(lo + (tc - k.to(torch.float64)) * (hi - lo))[:, None]
+        a = 1.0 / torch.sqrt(1.0 + st * st)
+        sg = st * a
+        xt = x.to(torch.float64).reshape(batch, -1)
+        var = a * a * self.s * self.s + sg * sg
+        eps = sg * (xt - a * self.mu[None, :]) / var
+        x0 = self.mu[None, :] + a * self.s * self.s * (xt - a * self.mu[None, :]) / var
+        out = eps if self.prediction == "eps" else a * eps - sg * x0
+        return out.to(x.dtype).reshape(x.shape)
+
+
+class WholeTimestepsOnly(torch.nn.Module):
+    """The wrapped model, raising unless every t is a whole number (a trained timestep)."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        if bool((t != torch.round(t)).any()):
+            raise RuntimeError("fixture: called between trained timesteps")
+        return self.inner(x, t)
+
+
+class TimeScaled(torch.nn.Module):
+    """The wrapped model, taking t * scale (a network trained on t in [0, scale])."""
+
+    scale: float
+
+    def __init__(self, inner: torch.nn.Module, scale: float):
+        super().__init__()
+        self.inner = inner
+        self.scale = scale
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.inner(x, t / self.scale)
+
+
+def discrete_gauss(prediction: str) -> DiscreteGauss:
+    return DiscreteGauss(make_models.gauss_mean(), make_models.GAUSS_S, ddpm_linear_alphas_cumprod(), prediction)
+
+
+def discrete_meta(prediction: str, description: str, **process) -> str:
+    meta = {"prediction": prediction,
+            "process": {"type": "discrete",
+                        "betas": {"schedule": "linear", "start": 1e-4, "end": 0.02, "steps": DDPM_STEPS},
+                        **process},
+            "sample_shape": SHAPE, "data_range": [-1.0, 1.0],
+            "description": "Test fixture: " + description,
+            "gauss_mu": make_models.gauss_mean().flatten().tolist(), "gauss_s": make_models.GAUSS_S}
+    return json.dumps(meta)
+
+
+def flow_t1000_meta() -> str:
+    meta = make_models.make_meta("flow", "velocity", SHAPE, [-1.0, 1.0],
+                                 "Test fixture: gauss flow/velocity taking t in [0, 1000]")
+    meta["process"]["time_scale"] = 1000.0
+    return json.dumps(meta)
+
+
 # sigma_1 of the 3-step polynomial (rho 7) grid from 80 to 0.002: Euler at 3 NFE meets it, the
 # 50- and 25-step grids do not (diffode's manifest of `euler`, `nfe: 3` on gauss.pt).
 NAN_SIGMA = 9.723201355260132
@@ -156,6 +256,22 @@ def fixtures() -> dict:
         "shape_off_probe.pt": (ShapeOffProbe(gauss_x0()), fixture_meta("wrong shape off the probe batch"),
                                "the gauss.pt denoiser (edm/x0), right for a batch of 2 (the probe) "
                                "and returning x[:, :1] for any other batch size."),
+        "ddpm_gauss_eps.pt": (discrete_gauss("eps"), discrete_meta("eps", "discrete DDPM Gaussian, eps"),
+                              "Gaussian data N(mu, 0.25 I) (mu as in gauss.pt) in the discrete DDPM "
+                              "convention: linear betas 1e-4..0.02 over 1000 timesteps, eps-prediction, "
+                              "called with a fractional timestep whose sigma is the log-sigma interpolation "
+                              "of its own float64 table. Its ODE has a closed-form solution."),
+        "ddpm_gauss_v.pt": (discrete_gauss("v"), discrete_meta("v", "discrete DDPM Gaussian, v"),
+                            "ddpm_gauss_eps.pt's model with v-prediction (v = sqrt(abar) eps - "
+                            "sqrt(1 - abar) x0)."),
+        "ddpm_gauss_int_t.pt": (WholeTimestepsOnly(discrete_gauss("eps")),
+                                discrete_meta("eps", "whole timesteps only", quantize=True),
+                                "ddpm_gauss_eps.pt raising unless every t is a whole timestep; its "
+                                "metadata sets quantize: true (without it sampling must fail)."),
+        "flow_gauss_t1000.pt": (TimeScaled(make_models.gauss_module("flow", "velocity"), 1000.0),
+                                flow_t1000_meta(),
+                                "models/gauss/flow_velocity.pt's network taking t in [0, 1000] (it "
+                                "divides by 1000 itself); metadata time_scale 1000."),
         "no_meta.pt": (gauss_x0(), None,
                        "the gauss.pt model (edm/x0, [3,8,8], mu/s as in gauss.pt) with no "
                        "diffode.json: the config must supply sample_shape, process, prediction."),
@@ -237,6 +353,27 @@ def check_fixtures(out_dir: str) -> None:
     assert off(x, big).shape == x.shape and off(torch.cat([x, x, x]), torch.full([6], 2.0)).shape[1] == 1
     nan_at = load("nan_at_sigma.pt")
     assert torch.isnan(nan_at(x, torch.full([2], NAN_SIGMA))).all() and torch.isfinite(nan_at(x, big)).all()
+    abar = ddpm_linear_alphas_cumprod()
+    assert abs(abar[-1].item() - 4.0358e-5) < 1e-8, abar[-1].item()  # as published: abar_999 ~ 4.0e-5
+    eps_model, v_model = load("ddpm_gauss_eps.pt"), load("ddpm_gauss_v.pt")
+    t_whole = torch.tensor([999.0, 10.0], dtype=torch.float64)
+    xd = x.to(torch.float64)
+    a, sg = abar[[999, 10]].sqrt()[:, None, None, None], (1 - abar[[999, 10]]).sqrt()[:, None, None, None]
+    mu = make_models.gauss_mean()[None]
+    s2 = make_models.GAUSS_S ** 2
+    eps_exact = sg * (xd - a * mu) / (a * a * s2 + sg * sg)  # at whole timesteps: the table itself
+    assert torch.allclose(eps_model(xd, t_whole), eps_exact, rtol=1e-9, atol=1e-12)
+    x0_exact = mu + a * s2 * (xd - a * mu) / (a * a * s2 + sg * sg)
+    assert torch.allclose(v_model(xd, t_whole), a * eps_exact - sg * x0_exact, rtol=1e-9, atol=1e-12)
+    whole = load("ddpm_gauss_int_t.pt")
+    whole(xd, t_whole)
+    try:
+        whole(xd, t_whole + 0.5)
+        raise AssertionError("ddpm_gauss_int_t.pt accepted t = 999.5")
+    except torch.jit.Error:
+        pass
+    flow = make_models.gauss_module("flow", "velocity")
+    assert torch.equal(load("flow_gauss_t1000.pt")(x, torch.full([2], 500.0)), flow(x, torch.full([2], 0.5)))
     extra = {"diffode.json": ""}
     load("no_meta.pt", _extra_files=extra)
     assert not extra["diffode.json"]  # a missing extra file reads back empty

@@ -95,6 +95,10 @@ Space default_space(const SolverInfo& solver, const Process& process) {
 Space resolve_space(const SolverConfig& s, const Process& process, const Where& where) {
   if (!s.space) return default_space(s.info(), process);
   if (*s.space == Space::time && !s.info().in_time) where.at("space").fail(no_time_space(s.info()));
+  if (*s.space == Space::time && process.timesteps() > 0)
+    where.at("space").fail("a discrete process has no smooth time to integrate in: its sigma is log-linear "
+                           "between trained timesteps, so the ODE in the timestep index has a kink at each one; "
+                           "use \"sigma\"");
   return *s.space;
 }
 
@@ -200,6 +204,9 @@ const std::vector<Field<ScheduleConfig>>& schedule_fields() {
       schedule_param(key<S>("beta_min", &S::beta_min, "vp_time: the VP process's beta at t = 0", positive())),
       schedule_param(key<S>("beta_max", &S::beta_max, "vp_time: the VP process's beta at t = 1 (> beta_min)",
                             positive())),
+      schedule_param(key<S>("offset", &S::offset,
+                            "leading: added to every timestep (diffusers' steps_offset; 1 for Stable Diffusion "
+                            "1.x-2.x)", in_range(0, kMaxSteps))),
       key<S>("denoise_to_zero", &S::denoise_to_zero, "one more model call at sigma_min returning D (+1 NFE)"),
       schedule_param(key<S>("path", &S::path, "tuned: the grid file diffode tune wrote")),
   };

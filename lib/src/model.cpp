@@ -24,10 +24,19 @@ namespace fs = std::filesystem;
 const std::vector<KeyInfo>& model_metadata_keys() {
   static const std::vector<KeyInfo> k = {
       {"prediction", Kind::String, nullptr, "what the network outputs: x0, eps, v or velocity"},
-      {"process", Kind::Object, nullptr, "the noise process {type: edm|vp|flow[, beta_min, beta_max]}", false,
-       {{"type", Kind::String, nullptr, "edm, vp or flow", true},
+      {"process", Kind::Object, nullptr, "the noise process {type: edm|vp|flow|discrete, ...}", false,
+       {{"type", Kind::String, nullptr, "edm, vp, flow or discrete", true},
         {"beta_min", Kind::Number, nullptr, "vp: beta_min"},
-        {"beta_max", Kind::Number, nullptr, "vp: beta_max"}}},
+        {"beta_max", Kind::Number, nullptr, "vp: beta_max"},
+        {"shift", Kind::Number, nullptr, "flow: grids are shifted, sigma' = shift * sigma (default 1)"},
+        {"alphas_cumprod", Kind::NumberList, nullptr, "discrete: alpha-bar of each trained timestep"},
+        {"betas", Kind::Object, nullptr, "discrete: a named beta schedule {schedule, start, end, steps}", false,
+         {{"schedule", Kind::String, nullptr, "linear, scaled_linear or cosine", true},
+          {"start", Kind::Number, nullptr, "first beta (linear, scaled_linear)"},
+          {"end", Kind::Number, nullptr, "last beta (linear, scaled_linear)"},
+          {"steps", Kind::Int, nullptr, "trained timesteps (default 1000)"}}},
+        {"quantize", Kind::Bool, nullptr, "discrete: call the network at the nearest trained timestep"},
+        {"time_scale", Kind::Number, nullptr, "the network is called with t * time_scale (default 1)"}}},
       {"sample_shape", Kind::IntList, nullptr, "shape of one sample"},
       {"data_range", Kind::NumberList, nullptr, "[lo, hi] of the data"},
       {"sigma_min", Kind::Number, nullptr, "smallest sigma of the grids"},
@@ -48,6 +57,16 @@ int set_threads(int n) {
   at::set_num_threads(threads);
   return threads;
 }
+
+namespace {
+// " (sigma from a to b)" for a discrete process, whose σ̃ range is its table's; "" otherwise.
+std::string process_range(const Process& p) {
+  if (p.timesteps() == 0) return "";
+  std::ostringstream s;
+  s << " (its table spans sigma " << p.sigma_tilde(p.t_min()) << " to " << p.sigma_tilde(p.t_max()) << ")";
+  return s.str();
+}
+}  // namespace
 
 namespace {
 
@@ -219,7 +238,14 @@ ModelMeta resolve_meta(const json& archive, const json& overrides, const std::st
   const double t_hi = m.process.time_of(m.sigma_max);
   if (!std::isfinite(t_hi))
     throw InputError(origin("sigma_max") + ": sigma_max " + std::to_string(m.sigma_max) + " is beyond process '" +
-                     m.process.name() + "'");
+                     m.process.name() + "'" + process_range(m.process));
+  if (m.sigma_min > 0 && !std::isfinite(m.process.time_of(m.sigma_min)))
+    throw InputError(origin("sigma_min") + ": sigma_min " + std::to_string(m.sigma_min) + " is beyond process '" +
+                     m.process.name() + "'" + process_range(m.process) + " (0 is allowed: a grid ending at 0 never "
+                     "calls the model there)");
+  if (m.process.timesteps() > 0 && m.prediction == "velocity")
+    throw InputError(origin("prediction") + ": a discrete process takes eps, v or x0 predictions, not 'velocity' "
+                     "(a derivative in the timestep index is not what such networks output)");
   if (std::isinf(m.sigma_max) && !find_prediction(m.prediction, origin("prediction")).finite_at_pure_noise)
     throw InputError(origin("prediction") + ": a '" + m.prediction + "' model has no x0 estimate at pure noise " +
                      "(sigma_max = inf): set model.sigma_max to a finite value");
@@ -304,8 +330,10 @@ struct Probe {
     s.insert(s.end(), meta.sample_shape.begin(), meta.sample_shape.end());
     return s;
   }
-  double t_mid() const {
-    return meta.process.time_of(std::sqrt(std::max(meta.sigma_min, 1e-3) * std::min(meta.sigma_max, 80.0)));
+  double t_mid() const {  // the network's time argument there
+    const Process& p = meta.process;
+    const double lo = std::max(meta.sigma_min, p.timesteps() > 0 ? p.sigma_tilde(p.t_min()) : 0.0);
+    return p.network_time(p.time_of(std::sqrt(std::max(lo, 1e-3) * std::min(meta.sigma_max, 80.0))));
   }
 };
 
@@ -512,12 +540,12 @@ Denoised ModelDenoiser::evaluate(const Tensor& x, const S& sigma, bool with_feat
   if constexpr (std::is_same_v<S, double>) {
     t = p.time_of(sigma);
     x_t = x * (std::isinf(sigma) ? p.sigma(t) : p.alpha(t));
-    t_model = at::full({b}, t, opts);
+    t_model = at::full({b}, p.network_time(t), opts);
     sigmas_.push_back(sigma);
   } else {
     t = p.time_of(sigma.to(x.scalar_type()));
     x_t = x * per_sample(p.alpha(t), x);
-    t_model = t.to(opts);
+    t_model = p.network_time(t).to(opts);
     sigmas_.push_back(std::numeric_limits<double>::quiet_NaN());
   }
   at::Tensor y;

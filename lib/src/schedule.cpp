@@ -49,6 +49,12 @@ Grid logsnr(int steps, const ScheduleSpec&, const SigmaRange& r) {
 
 // Uniform in the time t^(1/rho) of process `p`, mapped through its sigma_tilde(t).
 Grid time_spaced(int steps, const Process& p, double rho, const SigmaRange& r) {
+  for (double s : {r.sigma_max, r.sigma_min})
+    if (std::isnan(p.time_of(s)))
+      throw InputError("a time-spaced schedule needs the process's time at sigma " + num(s) + ", which process '" +
+                       p.name() + "' does not reach (from " + num(p.sigma_tilde(p.t_min())) + " to " +
+                       num(p.sigma_tilde(p.t_max())) + "): set model.sigma_min / model.sigma_max inside, or "
+                       "use 'trailing' for a grid to 0");
   const Grid t = rho_spaced(steps, p.time_of(r.sigma_max), p.time_of(r.sigma_min), rho);
   Grid g(steps + 1);
   for (int i = 0; i <= steps; ++i) g[i] = p.sigma_tilde(t[i]);
@@ -74,6 +80,56 @@ Grid vp_time(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
   return time_spaced(steps, Process::vp(spec.beta_min, spec.beta_max), 1.0, r);
 }
 
+// The trained timesteps of a discrete process that diffusers' `timestep_spacing` picks
+// (largest first), as σ̃ at each, then σ = 0 (as its Euler-type schedulers end).
+Grid timestep_grid(const char* name, int steps, const std::vector<double>& timesteps, const SigmaRange& r) {
+  const double last = static_cast<double>(r.process.timesteps() - 1);
+  Grid g;
+  for (double t : timesteps) {
+    if (!(t >= 0 && t <= last))
+      throw InputError("schedule '" + std::string(name) + "' at " + std::to_string(steps) + " steps picks timestep " +
+                       num(t) + ", outside the trained 0 .. " + num(last) + " (lower schedule.offset)");
+    g.push_back(r.process.sigma_tilde(t));
+  }
+  g.push_back(0.0);
+  return g;
+}
+
+const Process& discrete_process(const char* name, int steps, const SigmaRange& r) {
+  if (r.process.timesteps() == 0)
+    throw InputError("schedule '" + std::string(name) + "' spaces the trained timesteps of a discrete process, "
+                     "but the model's process is '" + r.process.name() + "': use time_uniform");
+  if (steps > r.process.timesteps())
+    throw InputError("schedule '" + std::string(name) + "' cannot pick " + std::to_string(steps) +
+                     " distinct timesteps of the " + std::to_string(r.process.timesteps()) + " trained ones");
+  return r.process;
+}
+
+// diffusers' "linspace": round(linspace(0, T−1, N)), largest first (numpy rounds half to even).
+Grid linspace_timesteps(int steps, const ScheduleSpec&, const SigmaRange& r) {
+  const double last = static_cast<double>(discrete_process("linspace", steps, r).timesteps() - 1);
+  std::vector<double> t;
+  for (int k = steps - 1; k >= 0; --k)
+    t.push_back(steps == 1 ? 0.0 : std::nearbyint(last * k / (steps - 1)));
+  return timestep_grid("linspace", steps, t, r);
+}
+
+// diffusers' "leading": k·⌊T/N⌋ + offset, k = N−1 … 0 (Stable Diffusion 1.x–2.x: offset 1).
+Grid leading_timesteps(int steps, const ScheduleSpec& spec, const SigmaRange& r) {
+  const int64_t ratio = discrete_process("leading", steps, r).timesteps() / steps;
+  std::vector<double> t;
+  for (int k = steps - 1; k >= 0; --k) t.push_back(static_cast<double>(k * ratio + spec.offset));
+  return timestep_grid("leading", steps, t, r);
+}
+
+// diffusers' "trailing": round(T − k·T/N) − 1, k = 0 … N−1: starts at the last timestep.
+Grid trailing_timesteps(int steps, const ScheduleSpec&, const SigmaRange& r) {
+  const double n = static_cast<double>(discrete_process("trailing", steps, r).timesteps());
+  std::vector<double> t;
+  for (int k = 0; k < steps; ++k) t.push_back(std::nearbyint(n - k * (n / steps)) - 1);
+  return timestep_grid("trailing", steps, t, r);
+}
+
 Grid custom(int steps, const ScheduleSpec& spec, const SigmaRange&) {
   if (static_cast<int>(spec.sigmas.size()) != steps + 1)
     throw InputError("schedule '" + spec.schedule->name + "' lists " + std::to_string(spec.sigmas.size()) + " sigmas (" +
@@ -95,9 +151,15 @@ const std::vector<ScheduleInfo>& schedules() {
        "uniform in the time of a VP process with linear beta (beta_min 0.1, beta_max 20 by default), mapped "
        "through its sigma(t), whatever the model's process",
        {"beta_min", "beta_max"}, 0.0, vp_time},
+      {"linspace", "discrete processes: the timesteps round(linspace(0, T-1, N)), then sigma 0 (diffusers' "
+       "timestep_spacing \"linspace\")", {}, 0.0, linspace_timesteps},
+      {"leading", "discrete processes: the timesteps k*floor(T/N) + offset, then sigma 0 (diffusers' \"leading\"; "
+       "offset = steps_offset, 1 for Stable Diffusion 1.x-2.x)", {"offset"}, 0.0, leading_timesteps},
+      {"trailing", "discrete processes: the timesteps round(T - k*T/N) - 1 from T-1 down, then sigma 0 (diffusers' "
+       "\"trailing\")", {}, 0.0, trailing_timesteps},
       {"custom", "an explicit decreasing list `sigmas` (its length fixes the steps)", {"sigmas"}, 0.0, custom},
       {"tuned", "the grid `diffode tune` found for one model, solver and NFE (file `path`; its length fixes the steps)",
-       {"path"}, 0.0, custom},
+       {"path"}, 0.0, custom, false},
   };
   return s;
 }
@@ -125,7 +187,21 @@ std::optional<int> fixed_steps(const ScheduleSpec& spec) {
 
 Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range) {
   if (steps < 1) throw InputError("steps must be >= 1, got " + std::to_string(steps));
-  Grid g = spec.schedule->fn(steps, spec, range);
+  const double shift = range.process.shift();
+  Grid g;
+  if (shift == 1.0 || !spec.schedule->shifted) {
+    g = spec.schedule->fn(steps, spec, range);
+  } else {  // σ' = s·σ: the flow shift t' = s t / (1 + (s − 1) t) (Esser et al. 2024) written in σ̃
+    SigmaRange unshifted = range;
+    unshifted.sigma_min /= shift;
+    unshifted.sigma_max /= shift;
+    g = spec.schedule->fn(steps, spec, unshifted);
+    for (double& v : g) v *= shift;
+    if (spec.schedule->fn != custom) {
+      g.front() = range.sigma_max;
+      g.back() = range.sigma_min;
+    }
+  }
   for (size_t i = 1; i < g.size(); ++i)
     if (!(g[i] < g[i - 1]) || g[i] < 0)
       throw InputError("schedule '" + spec.schedule->name + "' gave a grid that does not strictly decrease at step " +

@@ -20,6 +20,7 @@ struct ScheduleSpec {
   std::vector<double> sigmas;  // custom
   double beta_min = 0.1;       // vp_time: the linear beta of the VP process whose time is spaced
   double beta_max = 20.0;      // uniformly (the AMED paper's settings)
+  int offset = 0;              // leading: added to every timestep (diffusers' steps_offset)
 };
 
 // The sigma_tilde range a schedule spans and the process (for time-based schedules).
@@ -35,13 +36,16 @@ struct ScheduleInfo {
   std::vector<std::string> params;  // config keys of `schedule` this one takes
   double default_rho;               // for schedules that take rho
   Grid (*fn)(int steps, const ScheduleSpec& spec, const SigmaRange& range);
+  bool shifted = true;  // a flow shift applies (not to a tuned grid: it was found shifted)
 
   bool takes(const std::string& key) const;  // `key` is one of params
 };
 
 const std::vector<ScheduleInfo>& schedules();
 std::vector<std::string> schedule_names();
-// The grid for `steps` intervals (N+1 points, decreasing, first sigma_max, last sigma_min).
+// The grid for `steps` intervals (N+1 points, decreasing, first sigma_max, last sigma_min;
+// the timestep spacings: the trained timesteps they pick, then 0). With a flow shift s ≠ 1,
+// s·(the schedule's grid on [sigma_min/s, sigma_max/s]): the same ends, σ' = s·σ inside.
 // Throws InputError when the schedule cannot span the range (e.g. logsnr to sigma 0).
 Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range);
 

@@ -326,6 +326,7 @@ TEST(Discrete, BadInputExitsTwoAndWritesNothing) {
       {"--set model.sigma_max=500", "/model/sigma_max: sigma_max 500.000000 is beyond process 'discrete' (its table "
                                     "spans sigma 0.0100005 to 157.407)"},
       {"--set 'model.prediction=\"velocity\"'", "/model/prediction: a discrete process takes eps, v or x0"},
+      {"--set model.sigma_min=0", "/schedule: grid point 3 (sigma 0.00960738) is outside process 'discrete'"},
       {"--set model.path='\"" + test::data_path("ddpm_gauss_int_t.pt").string() +
            "\"' --set 'model.process={\"type\":\"discrete\",\"betas\":{\"schedule\":\"linear\"}}'",
        "called between trained timesteps"},

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <sstream>
 
 #include "diffode/error.hpp"
 #include "diffode/io.hpp"
@@ -63,6 +64,17 @@ StepPlan plan_run(const Config& cfg, const Model& model) {
     }
   if (cfg.schedule.denoise_to_zero && plan.grid.back() == 0)
     throw ConfigError(cfg.source, "/schedule/denoise_to_zero", "the grid already ends at sigma 0");
+  for (size_t i = 0; i < plan.grid.size(); ++i) {  // a discrete table has no time outside its ends
+    const double sigma = plan.grid[i];
+    if (sigma > 0 && std::isnan(meta.process.time_of(sigma))) {
+      std::ostringstream msg;
+      msg << "grid point " << i << " (sigma " << sigma << ") is outside process '" << meta.process.name()
+          << "', whose table spans sigma " << meta.process.sigma_tilde(meta.process.t_min()) << " to "
+          << meta.process.sigma_tilde(meta.process.t_max()) << ": keep model.sigma_min at the table's end, or "
+          << "use 'trailing' / 'leading' / 'linspace' for a grid to 0";
+      throw ConfigError(cfg.source, "/schedule", msg.str());
+    }
+  }
   return plan;
 }
 

@@ -87,17 +87,26 @@ def metadata_from_scheduler(config: Dict, sample_shape: List[int], num_classes: 
     meta = {"sample_shape": list(sample_shape), "num_classes": num_classes, "null_class": null_class,
             "description": description or "exported by scripts/export_torchscript.py"}
     steps = int(config.get("num_train_timesteps", 1000))
-    if "FlowMatch" in str(config.get("_class_name", "")) or "shift" in config:
+    for key in ("rescale_betas_zero_snr", "shift_terminal", "invert_sigmas", "use_exponential_sigmas",
+                "use_beta_sigmas"):
+        if config.get(key):
+            raise ExportError(f"scheduler config: {key} is set; diffode has no such process or grid (a zero-SNR "
+                              "table has alpha-bar 0 at its last timestep, outside a discrete process's (0, 1))")
+    if _is_flow(config):
         if config.get("use_dynamic_shifting"):
             raise ExportError("scheduler config: use_dynamic_shifting is true (the shift depends on the "
                               "image size); compute the shift for your size and set it in the config "
                               "as \"shift\" with use_dynamic_shifting false")
+        shift = config.get("flow_shift", 1.0) if config.get("use_flow_sigmas") else config.get("shift", 1.0)
         meta["prediction"] = "velocity"
-        meta["process"] = {"type": "flow", "shift": float(config.get("shift", 1.0)), "time_scale": float(steps)}
+        meta["process"] = {"type": "flow", "shift": float(shift), "time_scale": float(steps)}
         meta["sigma_min"] = 0.0
         meta["sigma_max"] = "inf"
         return meta
     kind = config.get("prediction_type", "epsilon")
+    if kind == "flow_prediction":
+        raise ExportError("scheduler config: prediction_type flow_prediction without use_flow_sigmas: "
+                          "diffode reads flow models from FlowMatch configs or use_flow_sigmas with flow_shift")
     if kind not in PREDICTIONS:
         raise ExportError(f"scheduler config: prediction_type {kind!r} is not one of {sorted(PREDICTIONS)}")
     meta["prediction"] = PREDICTIONS[kind]
@@ -121,11 +130,30 @@ def metadata_from_scheduler(config: Dict, sample_shape: List[int], num_classes: 
     return meta
 
 
+def _is_flow(config: Dict) -> bool:
+    return ("FlowMatch" in str(config.get("_class_name", "")) or "shift" in config
+            or bool(config.get("use_flow_sigmas")))
+
+
+# Schedulers whose timestep_spacing defaults to "linspace" (the others': "leading").
+LINSPACE_DEFAULT = ("EulerDiscrete", "EulerAncestralDiscrete", "HeunDiscrete", "LMSDiscrete", "KDPM2Discrete",
+                    "KDPM2AncestralDiscrete")
+
+
 def schedule_from_scheduler(config: Dict) -> Dict:
-    """The diffode `schedule` section matching a diffusers config's timestep_spacing."""
-    spacing = config.get("timestep_spacing", "leading")
-    if "FlowMatch" in str(config.get("_class_name", "")) or "shift" in config:
+    """The diffode `schedule` section closest to a diffusers config's sigmas.
+
+    FlowMatch: time_uniform (uniform in t, shifted; diffusers spaces t from 1 to shift(1/T)
+    and ends at 0, so its first steps differ slightly). use_karras_sigmas: polynomial, rho 7.
+    Else the timestep_spacing; diffode's linspace rounds to whole timesteps as DDIM/DDPM/PNDM
+    do, where Euler-type schedulers call the network up to half a timestep away.
+    """
+    if _is_flow(config):
         return {"name": "time_uniform"}
+    if config.get("use_karras_sigmas"):
+        return {"name": "polynomial", "rho": 7.0}
+    name = str(config.get("_class_name", "")).replace("Scheduler", "")
+    spacing = config.get("timestep_spacing", "linspace" if name in LINSPACE_DEFAULT else "leading")
     if spacing == "leading":
         return {"name": "leading", "offset": int(config.get("steps_offset", 0))}
     if spacing in ("linspace", "trailing"):

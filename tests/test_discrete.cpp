@@ -223,6 +223,20 @@ TEST(Discrete, TimestepSpacingsPickDiffusersTimesteps) {
   expect("leading", 7, {852, 710, 568, 426, 284, 142, 0});
   expect("leading", 10, {901, 801, 701, 601, 501, 401, 301, 201, 101, 1}, 1);
   expect("trailing", 4, {999, 749, 499, 249});
+  // Ties at .5, rounded as numpy's own arithmetic gives them (numpy 1.x output, copied).
+  expect("linspace", 27, {999, 961, 922, 884, 845, 807, 768, 730, 692, 653, 615, 576, 538, 499,
+                          461, 423, 384, 346, 307, 269, 231, 192, 154, 115, 77, 38, 0});
+  expect("trailing", 48, {999, 978, 957, 936, 916, 895, 874, 853, 832, 811, 791, 770, 749, 728, 707, 686,
+                          666, 645, 624, 603, 582, 561, 541, 520, 499, 478, 457, 436, 416, 395, 374, 353,
+                          332, 311, 291, 270, 249, 228, 207, 186, 166, 145, 124, 103, 82,  61,  41,  20});
+  // numpy's arange gives 62 values at N = 61, the last -1 (diffusers' bug): the first 61 are taken.
+  expect("trailing", 61, {999, 983, 966, 950, 933, 917, 901, 884, 868, 851, 835, 819, 802, 786, 769, 753,
+                          737, 720, 704, 688, 671, 655, 638, 622, 606, 589, 573, 556, 540, 524, 507, 491,
+                          474, 458, 442, 425, 409, 392, 376, 360, 343, 327, 310, 294, 278, 261, 245, 229,
+                          212, 196, 179, 163, 147, 130, 114, 97,  81,  65,  48,  32,  15});
+  // A trained timestep's sigma maps back to that whole timestep exactly (networks that cast
+  // t to an integer must not get the one below).
+  for (int i : {1, 17, 499, 998, 999}) EXPECT_EQ(p.time_of(p.sigma_tilde(i)), static_cast<double>(i)) << i;
   try {
     ScheduleSpec spec = test::schedule("leading");
     spec.offset = 200;
@@ -234,6 +248,13 @@ TEST(Discrete, TimestepSpacingsPickDiffusersTimesteps) {
   }
   const Process flow = Process::from_json({{"type", "flow"}}, "t");
   EXPECT_THROW(make_grid(test::schedule("trailing"), 5, {0.0, 80.0, flow}), InputError);
+  // Teacher points (distillation) inside the last interval into 0 stay on the table.
+  const Grid fine = refine_grid(make_grid(test::schedule("trailing"), 5, range), 3, test::schedule("trailing"), range);
+  ASSERT_EQ(fine.size(), 21u);
+  for (size_t i = 0; i + 1 < fine.size(); ++i) {
+    EXPECT_GE(fine[i], p.sigma_tilde(0.0)) << i;
+    EXPECT_FALSE(std::isnan(p.time_of(fine[i]))) << i;
+  }
 }
 
 // time_scale 1000 gives the samples of the same network taking t in [0, 1].

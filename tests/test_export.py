@@ -112,6 +112,18 @@ class ExportTest(unittest.TestCase):
         self.assertAlmostEqual(betas["process"]["alphas_cumprod"][2], 0.9 * 0.8 * 0.7)
         with self.assertRaisesRegex(ex.ExportError, "use_dynamic_shifting"):
             ex.metadata_from_scheduler(dict(FLOW_CONFIG, use_dynamic_shifting=True), [4, 8, 8])
+        with self.assertRaisesRegex(ex.ExportError, "rescale_betas_zero_snr is set"):
+            ex.metadata_from_scheduler(dict(DDPM_CONFIG, rescale_betas_zero_snr=True), [3, 8, 8])
+        wan = {"_class_name": "UniPCMultistepScheduler", "prediction_type": "flow_prediction",
+               "use_flow_sigmas": True, "flow_shift": 5.0, "num_train_timesteps": 1000}
+        self.assertEqual(ex.metadata_from_scheduler(wan, [4, 8, 8])["process"],
+                         {"type": "flow", "shift": 5.0, "time_scale": 1000.0})
+        with self.assertRaisesRegex(ex.ExportError, "flow_prediction without use_flow_sigmas"):
+            ex.metadata_from_scheduler(dict(wan, use_flow_sigmas=False), [4, 8, 8])
+        euler = {"_class_name": "EulerDiscreteScheduler", "beta_schedule": "scaled_linear"}
+        self.assertEqual(ex.schedule_from_scheduler(euler), {"name": "linspace"})
+        self.assertEqual(ex.schedule_from_scheduler(dict(euler, use_karras_sigmas=True)),
+                         {"name": "polynomial", "rho": 7.0})
         with self.assertRaisesRegex(ex.ExportError, "beta_schedule 'sigmoid'"):
             ex.metadata_from_scheduler(dict(DDPM_CONFIG, beta_schedule="sigmoid"), [3, 8, 8])
 

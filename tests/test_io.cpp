@@ -290,6 +290,33 @@ TEST(Npy, FourDimensionalShape) {
   EXPECT_EQ(p.dict.substr(p.dict.size() - 1), "\n");
 }
 
+// A header claiming more values than the file holds (or than memory can) is refused before
+// anything is allocated; a shape that is not a list of sizes is refused by name.
+TEST(Npy, ReadRefusesShapesTheFileCannotHold) {
+  TempDir tmp;
+  auto with_header = [&](const std::string& shape) {
+    std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+    dict += std::string(63 - (10 + dict.size()) % 64, ' ') + "\n";
+    std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+    bytes += static_cast<char>(dict.size() & 0xff);
+    bytes += static_cast<char>(dict.size() >> 8);
+    const fs::path f = tmp.path / "a.npy";
+    std::ofstream(f, std::ios::binary) << bytes << dict << std::string(64, '\0');
+    try {
+      diffode::read_npy(f);
+    } catch (const diffode::InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(with_header("(4294967296, 4294967296, 16)").find("has more values than memory can hold"), std::string::npos);
+  EXPECT_NE(with_header("(1000000000000, 4)").find("holds fewer values than its shape 'shape': (1000000000000, 4) says"),
+            std::string::npos) << with_header("(1000000000000, 4)");
+  EXPECT_NE(with_header("(-1, 4)").find("is not a list of sizes"), std::string::npos);
+  EXPECT_NE(with_header("(2, x)").find("is not a list of sizes"), std::string::npos);
+  EXPECT_EQ(with_header("(4, 4)"), "accepted");
+}
+
 // ---------------------------------------------------------------- atomic files
 
 TEST(AtomicFile, UncommittedLeavesNoFileAndNoTemporary) {

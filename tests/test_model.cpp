@@ -137,6 +137,15 @@ TEST(Contract, OverridesWinOverArchiveMetadata) {
   EXPECT_EQ(m.meta().sigma_max, 80);
 }
 
+// A huge description is recorded cut (it is copied into every record of a run).
+TEST(Contract, AHugeDescriptionIsRecordedCut) {
+  const std::string text(50000, 'd');
+  const Model m = load("gauss.pt", "float32", {{"description", text}});
+  EXPECT_EQ(m.meta().description, text.substr(0, 4096) + "... (50000 characters)");
+  EXPECT_EQ(m.meta().json["description"], m.meta().description);
+  EXPECT_EQ(load("gauss.pt", "float32", {{"description", "short"}}).meta().json["description"], "short");
+}
+
 TEST(Contract, BadOverridesAreNamed) {
   EXPECT_NE(load_error("gauss.pt", {{"prediction", "noise"}}).find("unknown prediction 'noise'"), std::string::npos);
   EXPECT_NE(load_error("gauss.pt", {{"sigma_min", 100}}).find("need sigma_min < sigma_max"), std::string::npos);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "test_cli_util.hpp"
@@ -156,6 +157,64 @@ TEST(Resume, FilesDiffodeDidNotWriteInPartsAreKept) {
   EXPECT_EQ(f.code, 2) << f.output;
   EXPECT_TRUE(Contains(f.output, (other / "parts").string() + " exists and is not a folder")) << f.output;
   EXPECT_EQ(json::parse(read_file(other / "parts")), json({{"mine", true}}));
+}
+
+// Each batch file is checked against the run and its place (a digest trailer), so resume
+// and a rerun never take another run's batch, one moved to another index, or one whose values
+// were overwritten: they are sampled again and the outputs equal an uninterrupted run's.
+TEST(Resume, ABatchFromAnotherRunPlaceOrWithOtherValuesIsSampledAgain) {
+  TempDir tmp;
+  const fs::path ref = tmp.path / "ref", other = tmp.path / "other", own = tmp.path / "own";
+  ASSERT_EQ(run_cli(quick_sample(ref)).code, 0);
+  ASSERT_EQ(run_cli(quick_sample(own) + " --shard 0/2").code, 0);  // this run's batches 0 and 1
+  ASSERT_EQ(run_cli(quick_sample(other, "--set sampling.seed=9") + " --shard 0/2").code, 0);
+  const fs::path own_parts = own / "shard-0-of-2" / "parts", other_parts = other / "shard-0-of-2" / "parts";
+  const std::string b0 = "batch-000000000000.npy", b8 = "batch-000000000008.npy";
+  auto target_with = [&](const std::string& name, const std::function<void(const fs::path&)>& fill) {
+    const fs::path t = tmp.path / name;
+    fs::create_directories(t / "parts");
+    fill(t / "parts");
+    return t;
+  };
+  const std::vector<fs::path> targets = {
+      // another seed's batch 0 beside this run's run.json
+      target_with("seed", [&](const fs::path& p) {
+        fs::copy_file(own_parts / "run.json", p / "run.json");
+        fs::copy_file(other_parts / b0, p / b0);
+      }),
+      // this run's batch 0, its values overwritten with zeros (header and trailer kept)
+      target_with("zeros", [&](const fs::path& p) {
+        fs::copy_file(own_parts / "run.json", p / "run.json");
+        std::string bytes = read_file(own_parts / b0);
+        const size_t header = bytes.find('\n') + 1, trailer = 80;
+        std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end() - trailer, '\0');
+        std::ofstream(p / b0, std::ios::binary) << bytes;
+      }),
+      // this run's batch 0 copied to batch 8's place
+      target_with("moved", [&](const fs::path& p) {
+        fs::copy_file(own_parts / "run.json", p / "run.json");
+        fs::copy_file(own_parts / b0, p / b8);
+      }),
+      // another run's parts with its run.json deleted
+      target_with("norecord", [&](const fs::path& p) {
+        fs::copy_file(other_parts / b0, p / b0);
+        fs::copy_file(other_parts / b8, p / b8);
+      }),
+  };
+  for (const fs::path& t : targets) {
+    const CliResult r = run_cli(quick_sample(t) + (t.filename() == "norecord" ? "" : " --resume"));
+    ASSERT_EQ(r.code, 0) << t << "\n" << r.output;
+    EXPECT_FALSE(Contains(r.output, "already complete")) << t << "\n" << r.output;
+    expect_same_outputs(ref, t);
+  }
+  // This run's own batches are still trusted: the 2 of 5 of shard 0.
+  const fs::path good = target_with("good", [&](const fs::path& p) {
+    for (const auto& e : fs::directory_iterator(own_parts)) fs::copy_file(e.path(), p / e.path().filename());
+  });
+  const CliResult r = run_cli(quick_sample(good) + " --resume");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(Contains(r.output, "resuming: 2 of 5 batches already complete")) << r.output;
+  expect_same_outputs(ref, good);
 }
 
 TEST(Resume, ASecondWriterIsRefusedAndTheFirstFinishesUnmixed) {
@@ -456,6 +515,14 @@ TEST(Batch, BadSweepsAreNamed) {
   const CliResult distill = run_cli("distill -c " + q(with_sweep({{"solver.steps", {3, 5}}})) + " -o p.pt", tmp.path);
   EXPECT_EQ(distill.code, 2) << distill.output;
   EXPECT_TRUE(Contains(distill.output, "/sweep: a sweep makes several runs"));
+  EXPECT_FALSE(fs::exists(tmp.path / "out"));
+  // A refusal by the first run (here: labels for an unconditional model) leaves no empty batch folder.
+  json labelled = gauss_sweep_config();
+  labelled["sampling"]["labels"] = {1};
+  const CliResult first = run_cli("sample -c " + q(write_json(tmp.path / "l.json", labelled)) + " -o " +
+                                  q(tmp.path / "out"));
+  EXPECT_EQ(first.code, 2) << first.output;
+  EXPECT_TRUE(Contains(first.output, "/sampling/labels: model")) << first.output;
   EXPECT_FALSE(fs::exists(tmp.path / "out"));
 }
 

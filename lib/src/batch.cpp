@@ -52,9 +52,8 @@ void write_index(const fs::path& root, const json& rows) {
 }  // namespace
 
 json run_batch(const std::vector<NamedConfig>& runs, const fs::path& root, const RunFn& run, const RunOptions& opt) {
-  CreatedDirs created;
+  CreatedDirs created;  // removed again if still empty at the end (a refusal by the first run)
   check_writable_dir(root, created);
-  created.keep();
   json rows = json::array();
   for (size_t i = 0; i < runs.size(); ++i) {
     spdlog::info("run {} of {}: {}", i + 1, runs.size(), runs[i].name);

@@ -370,13 +370,25 @@ NpyArray read_npy(const fs::path& path) {
   const auto close = header.find(')', open);
   if (open == std::string::npos || close == std::string::npos) throw InputError(where + ": header has no shape");
   NpyArray a;
+  const std::string shape_text = header.substr(open, close - open + 1);
   std::stringstream dims(header.substr(open + 10, close - open - 10));
   size_t total = 1;
   for (std::string d; std::getline(dims, d, ',');) {
     if (d.find_first_not_of(' ') == std::string::npos) continue;
-    a.shape.push_back(std::stoll(d));
-    total *= static_cast<size_t>(a.shape.back());
+    const auto digits = d.find_first_not_of(' ');
+    const auto end = d.find_last_not_of(' ');
+    const std::string dim = d.substr(digits, end - digits + 1);
+    if (dim.empty() || dim.size() > 18 || dim.find_first_not_of("0123456789") != std::string::npos)
+      throw InputError(where + ": header shape " + text_excerpt(shape_text) + " is not a list of sizes");
+    a.shape.push_back(std::stoll(dim));
+    if (__builtin_mul_overflow(total, static_cast<size_t>(a.shape.back()), &total))
+      throw InputError(where + ": header shape " + text_excerpt(shape_text) + " has more values than memory can hold");
   }
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  const uintmax_t data_start = 10 + len;
+  if (ec || total > (size - std::min(size, data_start)) / sizeof(float))
+    throw InputError(where + ": holds fewer values than its shape " + text_excerpt(shape_text) + " says");
   a.data.resize(total);
   if (!in.read(reinterpret_cast<char*>(a.data.data()), static_cast<std::streamsize>(total * sizeof(float))))
     throw InputError(where + ": holds fewer values than its shape " + header.substr(open, close - open + 1) + " says");

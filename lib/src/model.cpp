@@ -59,6 +59,8 @@ int set_threads(int n) {
 }
 
 namespace {
+constexpr size_t kMaxDescription = 4096;
+
 // " (sigma from a to b)" for a discrete process, whose σ̃ range is its table's; "" otherwise.
 std::string process_range(const Process& p) {
   if (p.timesteps() == 0) return "";
@@ -254,8 +256,11 @@ ModelMeta resolve_meta(const json& archive, const json& overrides, const std::st
   m.null_class = merged.value("null_class", false);
   if (m.null_class && m.num_classes == 0)
     throw InputError(origin("null_class") + ": a null class needs num_classes > 0");
-  m.description = merged.value("description", std::string());
+  // Free text, copied into every record of a run (manifest, parts/run.json, grid.png): cut
+  // to kMaxDescription characters there, so a huge one cannot multiply into the outputs.
+  m.description = text_excerpt(merged.value("description", std::string()), kMaxDescription);
   m.json = merged;
+  if (merged.contains("description")) m.json["description"] = m.description;
   m.json["process"] = m.process.to_json();
   m.json["data_range"] = {m.data_lo, m.data_hi};
   m.json["sigma_min"] = m.sigma_min;
@@ -539,6 +544,9 @@ Denoised ModelDenoiser::evaluate(const Tensor& x, const S& sigma, bool with_feat
   S t;
   if constexpr (std::is_same_v<S, double>) {
     t = p.time_of(sigma);
+    if (std::isnan(t))
+      throw InputError("model " + model_.path().string() + ": evaluated at sigma " + std::to_string(sigma) +
+                       ", outside process '" + p.name() + "'" + process_range(p));
     x_t = x * (std::isinf(sigma) ? p.sigma(t) : p.alpha(t));
     t_model = at::full({b}, p.network_time(t), opts);
     sigmas_.push_back(sigma);

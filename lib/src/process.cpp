@@ -91,6 +91,10 @@ namespace {
 // u = log σ̃(t) and its slope du/dt on the table interval holding t (t clamped to the table).
 double discrete_u(double t, const DiscreteTable& tb, double* slope) {
   const auto& L = tb.log_sigmas;
+  if (std::isnan(t)) {  // no time: no sigma (and no cast of NaN to an index)
+    if (slope) *slope = t;
+    return t;
+  }
   const double tc = std::clamp(t, 0.0, static_cast<double>(L.size() - 1));
   const size_t k = std::min(static_cast<size_t>(tc), L.size() - 2);
   const double d = L[k + 1] - L[k];
@@ -132,6 +136,8 @@ T discrete_dsigma(const T& t, const ProcessParams& p) {
   const T s = exp(discrete_u(t, *p.table, &slope)), a = discrete_alpha(t, p);
   return s * (a * a * a) * slope;
 }
+constexpr double kSnap = 1e-9;  // timesteps this close to a whole one are that one
+
 double discrete_time_of(const double& s, const ProcessParams& p) {
   const auto& L = p.table->log_sigmas;
   const double u = std::log(s), tol = 1e-9;
@@ -139,16 +145,23 @@ double discrete_time_of(const double& s, const ProcessParams& p) {
   const double uc = std::clamp(u, L.front(), L.back());
   const size_t above = static_cast<size_t>(std::upper_bound(L.begin(), L.end(), uc) - L.begin());
   const size_t k = std::clamp<size_t>(above, 1, L.size() - 1) - 1;
-  return static_cast<double>(k) + (uc - L[k]) / (L[k + 1] - L[k]);
+  const double t = static_cast<double>(k) + (uc - L[k]) / (L[k + 1] - L[k]);
+  // A trained timestep's own sigma gives that whole timestep, not one a rounding below it (a
+  // network that casts t to an integer would take the previous one).
+  return std::abs(t - std::nearbyint(t)) < kSnap ? std::nearbyint(t) : t;
 }
+// The same per sample, clamped to the table's ends (k-diffusion's convention), snapped to
+// whole timesteps in value only (the gradient is that of the interpolation).
 Tensor discrete_time_of(const Tensor& s, const ProcessParams& p) {
   const Tensor L = p.table->log_sigmas_t.to(s.options());
   const int64_t n = L.size(0);
-  const Tensor u = at::log(s);
+  const Tensor u = at::log(s).clamp(p.table->log_sigmas.front(), p.table->log_sigmas.back());
   const Tensor above = at::searchsorted(L, u.detach().contiguous(), false, true);
   const Tensor k = (above - 1).clamp(0, n - 2);
   const Tensor lo = L.index_select(0, k.flatten()).view_as(s), hi = L.index_select(0, (k + 1).flatten()).view_as(s);
-  return k.to(s.scalar_type()) + (u - lo) / (hi - lo);
+  const Tensor t = k.to(s.scalar_type()) + (u - lo) / (hi - lo);
+  const Tensor whole = t.detach().round();
+  return at::where((t.detach() - whole).abs() < kSnap, t + (whole - t.detach()), t);
 }
 
 #define DIFFODE_FORMS(p)                                                                               \

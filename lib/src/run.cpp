@@ -431,15 +431,16 @@ ShardSet read_shards(const std::vector<fs::path>& shard_dirs) {
 // The batch files of every shard, in sample order, each checked to be whole.
 std::vector<fs::path> shard_batch_files(const ShardSet& set, const Config& cfg) {
   const int64_t n = cfg.sampling.num_samples, batch = cfg.sampling.batch_size;
+  const std::string digest = run_digest(set.run);
   std::vector<fs::path> files;
   for (const auto& [idx, entry] : set.shards) {
     const auto& [d, s] = entry;
     for (int64_t b = s["batches"]["first"].get<int64_t>(); b < s["batches"]["last"].get<int64_t>(); ++b) {
       const int64_t first = b * batch;
       const fs::path f = d / "parts" / part_name(first);
-      if (!part_complete(f, first, std::min(batch, n - first), set.run["model"]["metadata"]["sample_shape"]))
+      if (!part_complete(f, first, std::min(batch, n - first), set.run["model"]["metadata"]["sample_shape"], digest))
         throw InputError("merge: " + d.string() + ": batch file " + f.filename().string() +
-                         " is missing or truncated; re-run that shard");
+                         " is missing, truncated or not this run's (its check digests differ); re-run that shard");
       files.push_back(f);
     }
   }

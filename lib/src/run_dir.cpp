@@ -68,14 +68,39 @@ std::vector<int64_t> batch_shape(int64_t count, const json& shape) {
 }
 }  // namespace
 
-bool part_complete(const fs::path& file, int64_t first, int64_t count, const json& shape) {
+namespace {
+constexpr size_t kDigestChars = 32;
+const std::string kTrailerTag = "diffode-batch ";
+const size_t kTrailerSize = kTrailerTag.size() + 2 * kDigestChars + 2;  // tag, digests, ' ', '\n'
+
+std::string data_digest(int64_t first, const char* data, size_t bytes) {
+  std::string text = std::to_string(first) + ":";
+  text.append(data, bytes);
+  return sha256_hex(text).substr(0, kDigestChars);
+}
+
+std::string trailer(const std::string& run_digest, int64_t first, const char* data, size_t bytes) {
+  return kTrailerTag + run_digest + " " + data_digest(first, data, bytes) + "\n";
+}
+}  // namespace
+
+std::string run_digest(const json& run) { return sha256_hex(run.dump()).substr(0, kDigestChars); }
+
+bool part_complete(const fs::path& file, int64_t first, int64_t count, const json& shape, const std::string& digest) {
   std::error_code ec;
   const auto size = fs::file_size(file, ec);
   if (ec) return false;
   const auto s = batch_shape(count, shape);
   int64_t values = 1;
   for (auto d : s) values *= d;
-  return size == npy_header(s).size() + static_cast<uintmax_t>(values) * sizeof(float);
+  const std::string header = npy_header(s);
+  const size_t bytes = static_cast<size_t>(values) * sizeof(float);
+  if (size != header.size() + bytes + kTrailerSize) return false;
+  std::ifstream in(file, std::ios::binary);
+  std::string all(size, '\0');
+  if (!in.read(all.data(), static_cast<std::streamsize>(size)) || all.compare(0, header.size(), header) != 0)
+    return false;
+  return all.compare(header.size() + bytes, kTrailerSize, trailer(digest, first, all.data() + header.size(), bytes)) == 0;
 }
 
 namespace {
@@ -150,7 +175,7 @@ void retire_finished_run(const fs::path& dir, const json& run) {
 }
 
 RunParts::RunParts(const fs::path& dir, const json& run, bool resume)
-    : dir_(dir / "parts"), shape_(run["model"]["metadata"]["sample_shape"]) {
+    : dir_(dir / "parts"), shape_(run["model"]["metadata"]["sample_shape"]), run_digest_(run_digest(run)) {
   const json earlier = read_json_file(dir_ / "run.json");
   if (!earlier.is_null() && earlier != run) {
     if (resume)
@@ -176,14 +201,25 @@ RunParts::RunParts(const fs::path& dir, const json& run, bool resume)
     throw InputError(dir_.string() + " exists and is not a folder: diffode keeps a run's batches there; move it away");
   fs::create_directories(dir_);
   if (earlier != run) write_file_atomic(dir_ / "run.json", run.dump(2) + "\n");
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec))
+    present_.insert(it->path().filename().string());
 }
 
 fs::path RunParts::file(int64_t first) const { return dir_ / part_name(first); }
 
-bool RunParts::complete(int64_t first, int64_t count) const { return part_complete(file(first), first, count, shape_); }
+bool RunParts::complete(int64_t first, int64_t count) const {
+  return present_.count(part_name(first)) > 0 && part_complete(file(first), first, count, shape_, run_digest_);
+}
 
 void RunParts::write(int64_t first, const at::Tensor& samples) const {
-  write_npy(file(first), batch_shape(samples.size(0), shape_), samples.data_ptr<float>());
+  const std::vector<int64_t> shape = batch_shape(samples.size(0), shape_);
+  const char* data = reinterpret_cast<const char*>(samples.data_ptr<float>());
+  const size_t bytes = static_cast<size_t>(samples.numel()) * sizeof(float);
+  AtomicFile f(file(first));
+  f.write(npy_header(shape));
+  f.write(data, bytes);
+  f.write(trailer(run_digest_, first, data, bytes));
+  f.commit();
 }
 
 }  // namespace diffode

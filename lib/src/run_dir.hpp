@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,10 +31,14 @@ std::string first_difference(const nlohmann::json& a, const nlohmann::json& b);
 // The batch files of a run in dir/parts, with parts/run.json naming the run they belong to.
 // A different run's parts are removed (with resume: refused, as is a different complete run,
 // which otherwise stays until retire_finished_run).
+// A batch file is the .npy of its samples followed by a trailer that binds it to its run and
+// its place: "diffode-batch <run digest> <data digest>\n", the first 32 hex digits of the
+// sha256 of the run identity and of "<first>:" + the float32 data. A batch from another run
+// or seed, moved to another index, or overwritten with other values fails the check.
 class RunParts {
  public:
   RunParts(const std::filesystem::path& dir, const nlohmann::json& run, bool resume);
-  // Whether the batch of samples first..first+count-1 is on disk, whole.
+  // Whether the batch of samples first..first+count-1 is on disk, whole and this run's.
   bool complete(int64_t first, int64_t count) const;
   // Writes the batch starting at sample `first` (float32 [count, *shape]), whole or not at all.
   void write(int64_t first, const at::Tensor& samples) const;
@@ -42,10 +47,15 @@ class RunParts {
  private:
   std::filesystem::path dir_;
   nlohmann::json shape_;
+  std::string run_digest_;
+  std::set<std::string> present_;  // batch file names in parts/ when the run started (one listing)
 };
 
 std::string part_name(int64_t first);
-bool part_complete(const std::filesystem::path& file, int64_t first, int64_t count, const nlohmann::json& shape);
+std::string run_digest(const nlohmann::json& run);
+// Whether `file` is the whole batch of samples first..first+count-1 of the run with that digest.
+bool part_complete(const std::filesystem::path& file, int64_t first, int64_t count, const nlohmann::json& shape,
+                   const std::string& run_digest);
 // Removes the files diffode writes in dir/parts, then the folder when nothing else is in it.
 void remove_parts(const std::filesystem::path& dir);
 // Removes temporaries diffode's own outputs leave when a process is killed while writing

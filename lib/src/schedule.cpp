@@ -105,12 +105,13 @@ const Process& discrete_process(const char* name, int steps, const SigmaRange& r
   return r.process;
 }
 
-// diffusers' "linspace": round(linspace(0, T−1, N)), largest first (numpy rounds half to even).
+// diffusers' "linspace" of its DDIM/DDPM/PNDM schedulers: np.linspace(0, T−1, N).round(),
+// largest first, in numpy's arithmetic (k·step, the last one exact; round half to even).
 Grid linspace_timesteps(int steps, const ScheduleSpec&, const SigmaRange& r) {
   const double last = static_cast<double>(discrete_process("linspace", steps, r).timesteps() - 1);
+  const double step = steps > 1 ? last / (steps - 1) : 0.0;
   std::vector<double> t;
-  for (int k = steps - 1; k >= 0; --k)
-    t.push_back(steps == 1 ? 0.0 : std::nearbyint(last * k / (steps - 1)));
+  for (int k = steps - 1; k >= 0; --k) t.push_back(k == steps - 1 && steps > 1 ? last : std::nearbyint(k * step));
   return timestep_grid("linspace", steps, t, r);
 }
 
@@ -122,11 +123,14 @@ Grid leading_timesteps(int steps, const ScheduleSpec& spec, const SigmaRange& r)
   return timestep_grid("leading", steps, t, r);
 }
 
-// diffusers' "trailing": round(T − k·T/N) − 1, k = 0 … N−1: starts at the last timestep.
+// diffusers' "trailing": np.round(np.arange(T, 0, −T/N)) − 1, starting at the last timestep,
+// in numpy's arithmetic (arange steps by (T − T/N) − T). N values: where numpy's arange
+// returns N + 1 (its length rounds up) diffusers' last timestep is −1; that one is not taken.
 Grid trailing_timesteps(int steps, const ScheduleSpec&, const SigmaRange& r) {
   const double n = static_cast<double>(discrete_process("trailing", steps, r).timesteps());
+  const double delta = (n + -(n / steps)) - n;
   std::vector<double> t;
-  for (int k = 0; k < steps; ++k) t.push_back(std::nearbyint(n - k * (n / steps)) - 1);
+  for (int k = 0; k < steps; ++k) t.push_back(std::nearbyint(n + k * delta) - 1);
   return timestep_grid("trailing", steps, t, r);
 }
 
@@ -185,6 +189,11 @@ std::optional<int> fixed_steps(const ScheduleSpec& spec) {
   return std::nullopt;
 }
 
+bool picks_timesteps(const ScheduleSpec& spec) {
+  return spec.schedule->fn == linspace_timesteps || spec.schedule->fn == leading_timesteps ||
+         spec.schedule->fn == trailing_timesteps;
+}
+
 Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range) {
   if (steps < 1) throw InputError("steps must be >= 1, got " + std::to_string(steps));
   const double shift = range.process.shift();
@@ -215,6 +224,12 @@ Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range) {
 // σ = 0) insertion.
 Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range) {
   const int n = static_cast<int>(g.size()) - 1;
+  // Points inside an interval into σ = 0: linear, or on a discrete process (no time below
+  // its table) geometric towards the table's smallest sigma.
+  const double table_min = range.process.timesteps() > 0 ? range.process.sigma_tilde(range.process.t_min()) : 0.0;
+  auto to_zero = [table_min](double a, double u) {
+    return table_min > 0 && a > table_min ? a * std::pow(table_min / a, u) : a * (1 - u);
+  };
   if (!fixed_steps(spec)) {
     Grid fine = make_grid(spec, n * (m + 1), range);
     bool contains = true;
@@ -236,7 +251,7 @@ Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRang
     fine.push_back(a);
     for (int k = 1; k <= m; ++k) {
       const double u = static_cast<double>(k) / (m + 1);
-      fine.push_back(b > 0 ? a * std::pow(b / a, u) : a * (1 - u));
+      fine.push_back(b > 0 ? a * std::pow(b / a, u) : to_zero(a, u));
     }
   }
   fine.push_back(g.back());

@@ -343,7 +343,8 @@ Search make_search(const Config& cfg, const Model& model) {
   static const TuneConfig defaults;
   const TuneConfig& tc = cfg.tune ? *cfg.tune : defaults;
   check_conditioning(cfg, model);
-  if (fixed_steps(cfg.schedule) || cfg.schedule.schedule->takes("path") || cfg.schedule.schedule->takes("sigmas"))
+  if (fixed_steps(cfg.schedule) || cfg.schedule.schedule->takes("path") || cfg.schedule.schedule->takes("sigmas") ||
+      picks_timesteps(cfg.schedule))
     throw ConfigError(cfg.source, "/schedule/name",
                       "tune picks points of a schedule given by a formula (polynomial, logsnr, time_uniform, "
                       "vp_time), got '" + cfg.schedule.schedule->name + "'");

@@ -57,4 +57,8 @@ Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRang
 // A schedule that fixes the number of steps itself (custom, tuned): that number.
 std::optional<int> fixed_steps(const ScheduleSpec& spec);
 
+// Whether the schedule picks trained timesteps of a discrete process (linspace, leading,
+// trailing) rather than points of a formula.
+bool picks_timesteps(const ScheduleSpec& spec);
+
 }  // namespace diffode

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what diffode needs from Debian's packages (non-interactive, idempotent) and
 # builds it into build/. Usage: bash scripts/setup.sh   (CI=true: warnings are errors)
+#        bash scripts/setup.sh --packages P...   (only installs the packages P, if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,12 @@ packages=(build-essential cmake ccache pkg-config
           libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libstb-dev libgtest-dev
           libplplot-dev plplot-driver-cairo fonts-dejavu-core
           python3-torch python3-numpy dataset-fashion-mnist)
+only_packages=false
+if [ "${1:-}" = "--packages" ]; then
+  shift
+  packages=("$@")
+  only_packages=true
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,6 +25,8 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+$only_packages && exit 0
 
 werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDIFFODE_WERROR="$werror" >/dev/null

@@ -519,6 +519,11 @@ TEST_F(CliBadInput, HugeOrBlockingInputsGetShortMessages) {
   r = sample(config(j));
   expect_bad_input(r, {"unknown solver", "(1000000 characters)"});
   EXPECT_LT(r.output.size(), 2000u);
+  json k = gauss_config();  // a 1 MB key: its JSON pointer is cut too
+  k["solver"][std::string(1000000, 'k')] = 1;
+  r = sample(config(k));
+  expect_bad_input(r, {"unknown key", "(1000008 characters)", "(1000000 characters)"});
+  EXPECT_LT(r.output.size(), 2000u);
 }
 
 TEST_F(CliBadInput, ModelWithoutMetadataSaysWhatToSet) {

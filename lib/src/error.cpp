@@ -51,7 +51,7 @@ std::string unknown_name_message(const std::string& what, const std::string& nam
 }
 
 ConfigError::ConfigError(std::string source, std::string pointer, std::string detail)
-    : InputError(source + ": " + (pointer.empty() ? "/" : pointer) + ": " + detail),
+    : InputError(text_excerpt(source) + ": " + (pointer.empty() ? "/" : text_excerpt(pointer)) + ": " + detail),
       source_(std::move(source)),
       pointer_(std::move(pointer)),
       detail_(std::move(detail)) {}

@@ -237,7 +237,7 @@ std::vector<double> alphas_from_betas(json& spec, const std::string& where) {
   if (!spec.is_object()) throw InputError(where + ": expected an object like {\"schedule\": \"linear\"}, got " + text_excerpt(spec.dump()));
   for (auto it = spec.begin(); it != spec.end(); ++it)
     if (it.key() != "schedule" && it.key() != "start" && it.key() != "end" && it.key() != "steps")
-      throw InputError(where + "/" + it.key() + ": " +
+      throw InputError(where + "/" + text_excerpt(it.key()) + ": " +
                        unknown_name_message("key", it.key(), {"schedule", "start", "end", "steps"}));
   if (!spec.contains("schedule") || !spec["schedule"].is_string())
     throw InputError(where + "/schedule: required: one of " + [] {
@@ -366,7 +366,7 @@ Process Process::from_json(const json& spec, const std::string& where) {
       const std::string why = it.key() == "quantize" ? " (only a discrete process has trained timesteps to round to)" : "";
       throw InputError(where + "/" + it.key() + ": process '" + type + "' takes no '" + it.key() + "'" + why);
     }
-    throw InputError(where + "/" + it.key() + ": " + unknown_name_message("key", it.key(), known));
+    throw InputError(where + "/" + text_excerpt(it.key()) + ": " + unknown_name_message("key", it.key(), known));
   }
   for (const char* key : {"beta_min", "beta_max"})
     if (spec.contains(key) && !spec[key].is_number())

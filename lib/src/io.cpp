@@ -391,7 +391,7 @@ NpyArray read_npy(const fs::path& path) {
     throw InputError(where + ": holds fewer values than its shape " + text_excerpt(shape_text) + " says");
   a.data.resize(total);
   if (!in.read(reinterpret_cast<char*>(a.data.data()), static_cast<std::streamsize>(total * sizeof(float))))
-    throw InputError(where + ": holds fewer values than its shape " + header.substr(open, close - open + 1) + " says");
+    throw InputError(where + ": holds fewer values than its shape " + text_excerpt(shape_text) + " says");
   return a;
 }
 

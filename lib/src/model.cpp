@@ -63,10 +63,7 @@ constexpr size_t kMaxDescription = 4096;
 
 // " (sigma from a to b)" for a discrete process, whose σ̃ range is its table's; "" otherwise.
 std::string process_range(const Process& p) {
-  if (p.timesteps() == 0) return "";
-  std::ostringstream s;
-  s << " (its table spans sigma " << p.sigma_tilde(p.t_min()) << " to " << p.sigma_tilde(p.t_max()) << ")";
-  return s.str();
+  return p.timesteps() == 0 ? "" : " (its table spans sigma " + p.sigma_span() + ")";
 }
 }  // namespace
 

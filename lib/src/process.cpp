@@ -218,17 +218,40 @@ double positive(const json& spec, const char* key, double def, const std::string
   return v.get<double>();
 }
 
+// β_i of T = n timesteps; u = i/(n − 1), last: whether i = n − 1 (then exactly `end`).
+double linear_beta(size_t, size_t, double u, bool last, double start, double end) {
+  return last ? end : start + (end - start) * u;
+}
+double scaled_linear_beta(size_t, size_t, double u, bool last, double start, double end) {
+  const double r = last ? std::sqrt(end) : std::sqrt(start) + (std::sqrt(end) - std::sqrt(start)) * u;
+  return r * r;
+}
+double cosine_beta(size_t i, size_t n, double, bool, double, double) {
+  auto f = [n](size_t j) {
+    const double c = std::cos((static_cast<double>(j) / static_cast<double>(n) + 0.008) / 1.008 * M_PI / 2);
+    return c * c;
+  };
+  return std::min(1.0 - f(i + 1) / f(i), 0.999);
+}
+
 struct BetaSchedule {
   std::string name;
   double start, end;  // defaults (NaN: the schedule takes no start/end)
+  double (*beta)(size_t i, size_t n, double u, bool last, double start, double end);
 };
 const std::vector<BetaSchedule>& beta_schedules() {
   static const std::vector<BetaSchedule> b = {
-      {"linear", 1e-4, 0.02},           // DDPM (Ho et al. 2020)
-      {"scaled_linear", 0.00085, 0.012},  // latent diffusion / Stable Diffusion 1.x–2.x
-      {"cosine", std::nan(""), std::nan("")},  // improved DDPM (Nichol & Dhariwal 2021)
+      {"linear", 1e-4, 0.02, linear_beta},                          // DDPM (Ho et al. 2020)
+      {"scaled_linear", 0.00085, 0.012, scaled_linear_beta},        // latent diffusion / SD 1.x–2.x
+      {"cosine", std::nan(""), std::nan(""), cosine_beta},          // improved DDPM (Nichol & Dhariwal 2021)
   };
   return b;
+}
+
+const BetaSchedule& find_beta_schedule(const std::string& name, const std::string& where) {
+  for (const auto& b : beta_schedules())
+    if (b.name == name) return b;
+  throw InputError(where + unknown_name_message("beta schedule", name, beta_schedule_names()));
 }
 
 // ᾱ from `betas`: {"schedule": ..., "start": ..., "end": ..., "steps": ...}; `spec` is
@@ -246,10 +269,7 @@ std::vector<double> alphas_from_betas(json& spec, const std::string& where) {
       return names;
     }());
   const std::string name = spec["schedule"].get<std::string>();
-  const BetaSchedule* sched = nullptr;
-  for (const auto& b : beta_schedules())
-    if (b.name == name) sched = &b;
-  if (!sched) throw InputError(where + "/schedule: " + unknown_name_message("beta schedule", name, beta_schedule_names()));
+  const BetaSchedule* sched = &find_beta_schedule(name, where + "/schedule: ");
   const json& steps_v = spec.value("steps", json(1000));
   if (!steps_v.is_number_integer() || steps_v.get<double>() < 2 || steps_v.get<double>() > 100000)
     throw InputError(where + "/steps: must be an integer in [2, 100000], got " + text_excerpt(steps_v.dump()));
@@ -325,28 +345,14 @@ std::vector<std::string> beta_schedule_names() {
 }
 
 std::vector<double> alphas_cumprod(const std::string& schedule, double start, double end, int64_t steps) {
+  const BetaSchedule& sched = find_beta_schedule(schedule, "");
   const size_t n = static_cast<size_t>(steps);
-  std::vector<double> betas(n);
-  for (size_t i = 0; i < n; ++i) {
-    const double u = n > 1 ? static_cast<double>(i) / static_cast<double>(n - 1) : 0.0;
-    if (schedule == "linear") {
-      betas[i] = i + 1 == n ? end : start + (end - start) * u;
-    } else if (schedule == "scaled_linear") {
-      const double r = i + 1 == n ? std::sqrt(end) : std::sqrt(start) + (std::sqrt(end) - std::sqrt(start)) * u;
-      betas[i] = r * r;
-    } else if (schedule == "cosine") {
-      auto f = [n](size_t j) {
-        const double c = std::cos((static_cast<double>(j) / static_cast<double>(n) + 0.008) / 1.008 * M_PI / 2);
-        return c * c;
-      };
-      betas[i] = std::min(1.0 - f(i + 1) / f(i), 0.999);
-    } else {
-      throw InputError(unknown_name_message("beta schedule", schedule, beta_schedule_names()));
-    }
-  }
   std::vector<double> abar(n);
   double prod = 1.0;
-  for (size_t i = 0; i < n; ++i) abar[i] = prod *= 1.0 - betas[i];
+  for (size_t i = 0; i < n; ++i) {
+    const double u = n > 1 ? static_cast<double>(i) / static_cast<double>(n - 1) : 0.0;
+    abar[i] = prod *= 1.0 - sched.beta(i, n, u, i + 1 == n, start, end);
+  }
   return abar;
 }
 
@@ -425,6 +431,8 @@ double Process::t_min() const { return kind_->t_min; }
 double Process::t_max() const {
   return params_.table ? static_cast<double>(params_.table->log_sigmas.size() - 1) : kind_->t_max;
 }
+std::string Process::sigma_span() const { return num(sigma_tilde(t_min())) + " to " + num(sigma_tilde(t_max())); }
+
 int64_t Process::timesteps() const {
   return params_.table ? static_cast<int64_t>(params_.table->log_sigmas.size()) : 0;
 }

@@ -69,8 +69,8 @@ StepPlan plan_run(const Config& cfg, const Model& model) {
     if (sigma > 0 && std::isnan(meta.process.time_of(sigma))) {
       std::ostringstream msg;
       msg << "grid point " << i << " (sigma " << sigma << ") is outside process '" << meta.process.name()
-          << "', whose table spans sigma " << meta.process.sigma_tilde(meta.process.t_min()) << " to "
-          << meta.process.sigma_tilde(meta.process.t_max()) << ": keep model.sigma_min at the table's end, or "
+          << "', whose table spans sigma " << meta.process.sigma_span()
+          << ": keep model.sigma_min at the table's end, or "
           << "use 'trailing' / 'leading' / 'linspace' for a grid to 0";
       throw ConfigError(cfg.source, "/schedule", msg.str());
     }

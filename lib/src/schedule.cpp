@@ -52,8 +52,8 @@ Grid time_spaced(int steps, const Process& p, double rho, const SigmaRange& r) {
   for (double s : {r.sigma_max, r.sigma_min})
     if (std::isnan(p.time_of(s)))
       throw InputError("a time-spaced schedule needs the process's time at sigma " + num(s) + ", which process '" +
-                       p.name() + "' does not reach (from " + num(p.sigma_tilde(p.t_min())) + " to " +
-                       num(p.sigma_tilde(p.t_max())) + "): set model.sigma_min / model.sigma_max inside, or "
+                       p.name() + "' does not reach (from " + p.sigma_span() +
+                       "): set model.sigma_min / model.sigma_max inside, or "
                        "use 'trailing' for a grid to 0");
   const Grid t = rho_spaced(steps, p.time_of(r.sigma_max), p.time_of(r.sigma_min), rho);
   Grid g(steps + 1);

@@ -58,6 +58,8 @@ class Process {
   double shift() const { return shift_; }
   // The number of trained timesteps of a discrete process; 0 for a continuous one.
   int64_t timesteps() const;
+  // "σ̃(t_min) to σ̃(t_max)" of the default range, for messages ("0.0100005 to 157.407").
+  std::string sigma_span() const;
 
  private:
   const ProcessKind* kind_ = nullptr;

@@ -115,8 +115,42 @@ TEST(AmedSolvers, NfeRuleHolds) {
         const int n = static_cast<int>(g.size()) - 1;
         EXPECT_EQ(count_nfe(s, g, {afs, 0, &midpoint}, false), 2 * n - (g.back() == 0 ? 1 : 0) - (afs ? 1 : 0))
             << s.name;
+        SolverOptions learned{afs, 0, &midpoint};
+        learned.learned_last = true;  // every interval learned: 2 NFE each, into 0 too
+        if (g.back() == 0) {
+          EXPECT_EQ(count_nfe(s, g, learned, false), 2 * n - (afs ? 1 : 0)) << s.name;
+        }
       }
   }
+}
+
+// A learned last interval into σ = 0: the mean-value point at s = (1 − r)·σ_{n−1}.
+TEST(AmedSolvers, LearnedLastIntervalTakesItsPointLinearly) {
+  const FixedStep midpoint, early(0.3, 1.02, 0.98);
+  for (bool afs : {false, true}) {
+    // the plugins at r = ½ are their bases with σ_{n−1}/2 inserted before 0
+    Grid g = refined(to_zero);
+    g.insert(g.end() - 1, to_zero[to_zero.size() - 2] / 2);
+    for (const char* base : {"euler", "ipndm", "dpmpp2m"}) {
+      SolverOptions opt{afs, 0, &midpoint};
+      opt.learned_last = true;
+      const Tensor a = run(std::string("amed+") + base, to_zero, opt);
+      EXPECT_LT(max_diff(a, run(base, g, {afs, 0})), 1e-10) << base << " afs " << afs;
+      opt.learned_last = false;
+      EXPECT_GT(max_diff(a, run(std::string("amed+") + base, to_zero, opt)), 1e-6) << base;
+    }
+  }
+  // amed: up to σ_{n−1} as before; then x + c·h·d(x_s, a·s) with x_s = x + (s − σ)·d, s = 0.7σ
+  const Grid head(to_zero.begin(), to_zero.end() - 1);
+  SolverOptions opt{false, 0, &early};
+  const Tensor x = run("amed", head, opt);
+  opt.learned_last = true;
+  const Tensor got = run("amed", to_zero, opt);
+  ModelDenoiser den(gauss(), at::kDouble);
+  const double sigma = head.back(), s = 0.7 * sigma;
+  const Tensor x_s = x + velocity(den, x, sigma) * (s - sigma);
+  const Tensor want = x + (x_s - den.denoise(x_s, 0.98 * s)) / s * (1.02 * (0.0 - sigma));
+  EXPECT_LT(max_diff(got, want), 1e-10);
 }
 
 TEST(AmedSolvers, WithoutAPredictorTheyRefuseToRun) {
@@ -261,6 +295,10 @@ TEST(AmedPredictorFile, UseWithAnotherModelStepsScheduleOrSolverIsRefused) {
   other.afs = true;
   EXPECT_NE(error_of([&] { check_predictor(p, "p.pt", other); }).find("afs false (this run: true)"), std::string::npos);
   other = made;
+  other.last_interval = "learned";
+  EXPECT_NE(error_of([&] { check_predictor(p, "p.pt", other); }).find("last interval \"base\" (this run: \"learned\")"),
+            std::string::npos);
+  other = made;
   other.feature_dim = 49;
   EXPECT_NE(error_of([&] { check_predictor(p, "p.pt", other); }).find("feature width 1"), std::string::npos);
 }
@@ -376,4 +414,69 @@ TEST(AmedDistill, NeedsAnAmedStudentAndATrainingFreeTeacher) {
   EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); }).find("/solver/predictor: solver 'heun' takes no predictor"),
             std::string::npos);
   EXPECT_FALSE(fs::exists(tmp.path / "x.pt"));
+}
+
+TEST(AmedDistill, LearnsTheLastIntervalIntoZero) {
+  TempDir tmp;
+  Config cfg = gmm_config("amed", tmp.path / "cache", 40);
+  cfg.model.overrides["sigma_min"] = 0;
+  cfg.schedule.schedule = &find_schedule("polynomial");
+  cfg.solver.last_interval = LastInterval::learned;
+  cfg.distill.normalize = true;
+  cfg.distill.last_weight = 4;
+  const fs::path out = tmp.path / "p.pt";
+  const json m = run_distill(cfg, out);
+  EXPECT_EQ(m["last_interval"], "learned");
+  EXPECT_EQ(m["steps"], 3);  // 5 NFE: 3 intervals learned, AFS
+  EXPECT_EQ(m["afs"], true);
+  EXPECT_LT(m["training"]["best_validation_loss"].get<double>(),
+            0.9 * m["training"]["midpoint_validation_loss"].get<double>());
+  // sampling with it needs the same last-interval rule
+  json j = {{"model", {{"path", model_path("gmm2d.pt").string()}, {"sigma_min", 0}}},
+            {"solver", {{"name", "amed"}, {"nfe", 5}, {"predictor", out.string()}, {"last_interval", "learned"}}},
+            {"schedule", {{"name", "polynomial"}}}};
+  const Model model = Model::load({model_path("gmm2d.pt"), "cpu", "float32", {{"sigma_min", 0}}});
+  Config use = parse_config(j, "use.json", ".");
+  EXPECT_TRUE(load_run_predictor(use, model, plan_run(use, model)).has_value());
+  j["solver"].erase("last_interval");
+  j["solver"]["nfe"] = 4;  // the base rule's 3 intervals into 0 with AFS
+  use = parse_config(j, "use.json", ".");
+  const std::string msg = error_of([&] { load_run_predictor(use, model, plan_run(use, model)); });
+  EXPECT_NE(msg.find("last interval \"learned\" (this run: \"base\")"), std::string::npos) << msg;
+}
+
+TEST(AmedConfig, ALearnedLastIntervalNeedsAGridToZeroAndAnAmedSolver) {
+  json j = {{"model", {{"path", model_path("gmm2d.pt").string()}}},
+            {"solver", {{"name", "amed"}, {"nfe", 5}, {"last_interval", "learned"}}},
+            {"schedule", {{"name", "polynomial"}}}};
+  const Model model = Model::load({model_path("gmm2d.pt")});
+  const Config cfg = parse_config(j, "c.json", ".");
+  EXPECT_EQ(error_of([&] { plan_run(cfg, model); }).substr(0, 200),
+            std::string("c.json: /solver/last_interval: \"learned\" learns the interval into sigma 0, but this grid "
+                        "ends at sigma 0.002; use a grid to 0 (model.sigma_min 0), or leave last_interval unset")
+                .substr(0, 200));
+  j["solver"]["name"] = "heun";
+  EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); })
+                .find("/solver/last_interval: solver 'heun' learns no step (only the AMED solvers do)"),
+            std::string::npos);
+  j["solver"] = {{"name", "amed"}, {"last_interval", "late"}};
+  EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); }).find("expected \"base\" or \"learned\""),
+            std::string::npos);
+}
+
+TEST(AmedConfig, ScheduleSigmaMinEndsTheGridWithinTheModelsRange) {
+  json j = {{"model", {{"path", model_path("gmm2d.pt").string()}, {"sigma_min", 0}}},
+            {"solver", {{"name", "dpmpp2m"}, {"steps", 4}}},
+            {"schedule", {{"name", "vp_time"}, {"sigma_min", 0.002}}}};
+  const Model model = Model::load({model_path("gmm2d.pt"), "cpu", "float32", {{"sigma_min", 0}}});
+  const StepPlan plan = plan_run(parse_config(j, "c.json", "."), model);
+  EXPECT_EQ(plan.grid.size(), 5u);
+  EXPECT_NEAR(plan.grid.back(), 0.002, 1e-12);
+  EXPECT_NEAR(plan.grid.front(), 80.0, 1e-9);
+  j["schedule"]["sigma_min"] = 90;
+  EXPECT_NE(error_of([&] { plan_run(parse_config(j, "c.json", "."), model); })
+                .find("/schedule/sigma_min: 90 is outside the model's sigma range [0, 80)"),
+            std::string::npos);
+  j["schedule"] = {{"name", "custom"}, {"sigmas", {80, 1, 0}}, {"sigma_min", 0.1}};
+  EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); }).find("sigma_min"), std::string::npos);
 }

@@ -445,6 +445,21 @@ TEST_F(CliBadInput, SigmaMinNotBelowSigmaMax) {
   expect_bad_input(sample(cfg, "--set model.sigma_min=100"), {cfg.string(), "/model/sigma_min", "sigma_max"});
 }
 
+// A predictor used with a plan other than its own, and a learned last interval on a grid
+// that does not end at 0: exit 2, the difference named, nothing written.
+TEST_F(CliBadInput, AmedPredictorOnAnotherPlan) {
+  const fs::path cfg = repo() / "configs" / "fmnist_flow_amed5.json";
+  const std::string small = "--set sampling.num_samples=2 --set sampling.batch_size=2 ";
+  expect_bad_input(sample(cfg, small + "--set solver.last_interval=base --set solver.nfe=4"),
+                   {"fmnist_flow.amed-dpmpp2m-5.pt", "was distilled for another setting",
+                    "last interval \"learned\" (this run: \"base\")"});
+  expect_bad_input(sample(cfg, small + "--set solver.afs=true"), {"afs \"mean\" (this run: true)"});
+  expect_bad_input(sample(cfg, small + "--set schedule.name=time_uniform"), {"sigma grid", "vp_time"});
+  expect_bad_input(sample(cfg, small + "--set schedule.sigma_min=0.002"),
+                   {"/solver/last_interval", "ends at sigma 0.002", "use a grid to 0"});
+  EXPECT_FALSE(fs::exists(out()));
+}
+
 TEST_F(CliBadInput, MissingModelFile) {
   const fs::path model = tmp.path / "missing.pt";
   expect_bad_input(sample(config(gauss_config(model))), {model.string(), "does not exist"});
@@ -670,7 +685,7 @@ TEST(CliAmed, DistillThenSampleWithThePredictorAndDescribeIt) {
   const CliResult i = run_cli("info " + q(tmp.path / "p.pt"));
   EXPECT_EQ(i.code, 0) << i.output;
   EXPECT_TRUE(Contains(i.output, "AMED step predictor"));
-  EXPECT_TRUE(Contains(i.output, "amed+ipndm, 3 steps"));
+  EXPECT_TRUE(Contains(i.output, "amed+ipndm, 3 steps, afs true, space sigma, last interval base"));
   EXPECT_TRUE(Contains(i.output, diffode::sha256_file(model_path("gmm2d.pt"))));
 
   const CliResult s = run_cli("sample -c " + q(config) + sets + " --set solver.predictor=p.pt -o out", tmp.path);
@@ -703,7 +718,7 @@ TEST(CliAmed, InfoDescribesAPredictorWithOddMetadata) {
   p.save(tmp.path / "odd.pt");
   const CliResult r = run_cli("info " + q(tmp.path / "odd.pt"));
   EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_TRUE(Contains(r.output, "solver       5, many steps, afs [1,2]")) << r.output;
+  EXPECT_TRUE(Contains(r.output, "solver       5, many steps, afs [1,2], space sigma, last interval base")) << r.output;
   EXPECT_TRUE(Contains(r.output, "model        ? (sha256 ?)")) << r.output;
 }
 

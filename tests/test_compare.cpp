@@ -181,11 +181,13 @@ TEST(Compare, ACellThatDivergesIsRecordedAndTheOthersRun) {
 TEST(Compare, AmedCellsTakeThePredictorOfTheirNfe) {
   CompareDir d;
   const std::string predictor = "models/fmnist_flow.amed-ipndm-{nfe}.pt";  // --set: against the working directory
-  const CliResult r = run_cli("compare -c " + q(repo() / "configs" / "fmnist_flow_compare.json") +
+  const std::string plan = "\"afs\": \"mean\", \"schedule\": {\"name\": \"vp_time\"}";
+  const CliResult r = run_cli("compare -c " + q(repo() / "configs" / "fmnist_flow_amed.json") +
                               " --set sampling.num_samples=10 --set sampling.batch_size=10"
                               " --set compare.reference.steps=20 --set compare.reference.tolerance=1"
                               " --set 'compare.nfe=[3, 5]' --set 'compare.solvers=[{\"name\": \"amed+ipndm\", "
-                              "\"predictor\": \"" + predictor + "\"}, {\"name\": \"ipndm\"}]' -o " + q(d.tmp.path / "out"));
+                              "\"predictor\": \"" + predictor + "\", \"last_interval\": \"learned\", " + plan + "}, {\"name\": \"ipndm\", " + plan +
+                              "}]' -o " + q(d.tmp.path / "out"));
   ASSERT_EQ(r.code, 0) << r.output;
   const json c = json::parse(read_file(d.tmp.path / "out" / "compare.json"));
   ASSERT_EQ(c["cells"].size(), 4u);

@@ -16,6 +16,7 @@
 #include "diffode/noise.hpp"
 #include "diffode/process.hpp"
 #include "diffode/run.hpp"
+#include "diffode/sampler.hpp"
 #include "diffode/schedule.hpp"
 #include "test_util.hpp"
 
@@ -361,5 +362,22 @@ TEST(Discrete, BadInputExitsTwoAndWritesNothing) {
     EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
     EXPECT_NE(r.output.find(message), std::string::npos) << args << "\n" << r.output;
     EXPECT_FALSE(fs::exists(dir.path / "out")) << args;
+  }
+}
+
+// A learned last interval would evaluate the model below the table's smallest sigma.
+TEST(DiscreteProcess, ALearnedLastIntervalIsRefused) {
+  const Config cfg = config_for(test::data_path("ddpm_gauss_eps.pt"),
+                                {{"solver", {{"name", "amed"}, {"nfe", 5}, {"last_interval", "learned"}}},
+                                 {"schedule", {{"name", "trailing"}}}});
+  const Model model = load_run_model(cfg);
+  try {
+    plan_run(cfg, model);
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/solver/last_interval: \"learned\" puts a point in (0, sigma_N-1), but "
+                                         "process 'discrete' has no sigma below its table"),
+              std::string::npos)
+        << e.what();
   }
 }

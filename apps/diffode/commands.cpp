@@ -235,7 +235,9 @@ int cmd_info(const fs::path& path) {
     };
     std::cout << "predictor    " << path.string() << " (AMED step predictor)\n"
               << "sha256       " << archive.sha256 << "\n"
-              << "solver       " << field("solver") << ", " << field("steps") << " steps, afs " << field("afs") << "\n"
+              << "solver       " << field("solver") << ", " << field("steps") << " steps, afs " << field("afs")
+              << ", space " << (m.contains("space") ? field("space") : "sigma") << ", last interval "
+              << (m.contains("last_interval") ? field("last_interval") : "base") << "\n"
               << "model        " << field("model_path") << " (sha256 " << field("model_sha256") << ")\n"
               << "schedule     " << field("schedule") << "\n"
               << "sigmas       " << field("sigmas") << "\n"
@@ -308,7 +310,12 @@ int cmd_solvers() {
       "\nAFS (solver.afs) replaces the first evaluation by x/sqrt(1+sigma_0^2): one NFE less.\n"
       "A grid from sigma = inf (flow model from t = 1) takes its first step as the DDIM limit (1 NFE,\n"
       "0 with AFS) and runs the solver on the other N-1 steps. denoise_to_zero adds 1 NFE.\n"
-      "solver.nfe picks the steps (and AFS, unless set) that hit that NFE exactly.\n");
+      "solver.nfe picks the steps (and AFS, unless set) that hit that NFE exactly.\n"
+      "AMED solvers: each learned interval costs 2 NFE. An odd NFE is planned with AFS and every\n"
+      "interval learned (the published plan) on a grid ending at sigma_min > 0 (schedule.sigma_min,\n"
+      "0.002 in the paper) or with solver.last_interval \"learned\" on a grid to 0; on a grid to 0\n"
+      "with the base solver's last step (the default there) it is planned without AFS. The shipped\n"
+      "predictors use the published plan, measured better (README).\n");
   return 0;
 }
 

@@ -157,7 +157,8 @@ json predictor_identity(const PredictorUse& use, const ScheduleSpec& schedule) {
   }
   return {{"kind", "amed_predictor"},   {"model_sha256", use.model_sha256}, {"solver", use.solver},
           {"steps", use.steps},         {"afs", use.afs},                   {"schedule", sched},
-          {"sigmas", grid_json(use.grid)}, {"feature_dim", use.feature_dim}, {"space", use.space}};
+          {"sigmas", grid_json(use.grid)}, {"feature_dim", use.feature_dim}, {"space", use.space},
+          {"last_interval", use.last_interval}};
 }
 
 void check_predictor(const AmedPredictor& p, const fs::path& file, const PredictorUse& use) {
@@ -172,8 +173,13 @@ void check_predictor(const AmedPredictor& p, const fs::path& file, const Predict
   differs("solver", use.solver, "solver");
   differs("steps", use.steps, "steps");
   differs("afs", use.afs, "afs");
-  if (m.value("space", json("sigma")) != use.space)
-    problems.push_back("space " + m["space"].dump() + " (this run: " + json(use.space).dump() + ")");
+  // keys older predictors do not record, read as their value then
+  auto differs_or = [&](const char* key, const char* unrecorded, const std::string& want, const std::string& what) {
+    if (const json had = m.value(key, json(unrecorded)); had != want)
+      problems.push_back(what + " " + had.dump() + " (this run: " + json(want).dump() + ")");
+  };
+  differs_or("space", "sigma", use.space, "space");
+  differs_or("last_interval", "base", use.last_interval, "last interval");
   if (m.value("steps", -1) == use.steps) {
     const json want = grid_json(use.grid);
     bool same = m.contains("sigmas") && m["sigmas"].is_array() && m["sigmas"].size() == want.size();

@@ -50,6 +50,12 @@ Space Codec<Space>::read(const json& v, const Where& w) {
   w.fail("expected \"sigma\" or \"time\", got " + v.dump());
 }
 
+LastInterval Codec<LastInterval>::read(const json& v, const Where& w) {
+  if (v == "base") return LastInterval::base;
+  if (v == "learned") return LastInterval::learned;
+  w.fail("expected \"base\" or \"learned\", got " + v.dump());
+}
+
 Labels Codec<Labels>::read(const json& v, const Where& w) {
   if (v.is_string()) {
     const std::string rule = v.get<std::string>();
@@ -173,6 +179,9 @@ std::vector<Field<SolverConfig>> solver_field_list(bool with_steps) {
   f.push_back(key<S>("precision", &S::precision, "dtype of the solver state", one_of("precision", {"float32", "float64"})));
   f.push_back(key<S>("max_order", &S::max_order, "multistep order cap; 0 = the solver's default"));
   f.push_back(key<S>("predictor", &S::predictor, "AMED solvers: the distilled step predictor file"));
+  f.push_back(key<S>("last_interval", &S::last_interval,
+                     "AMED solvers, a grid ending at sigma 0: \"base\" (the base solver's step into 0) or "
+                     "\"learned\" (a learned point s = (1 - r) sigma_i there too; one NFE more)"));
   return f;
 }
 const std::vector<Field<SolverConfig>>& solver_fields(bool with_steps) {
@@ -207,6 +216,9 @@ const std::vector<Field<ScheduleConfig>>& schedule_fields() {
       schedule_param(key<S>("offset", &S::offset,
                             "leading: added to every timestep (diffusers' steps_offset; 1 for Stable Diffusion "
                             "1.x-2.x)", in_range(0, kMaxSteps))),
+      schedule_param(key<S>("sigma_min", &S::sigma_min,
+                            "polynomial, logsnr, time_uniform, vp_time: the grid's last sigma (unset: "
+                            "model.sigma_min)", optional_of(at_least(0.0)))),
       key<S>("denoise_to_zero", &S::denoise_to_zero, "one more model call at sigma_min returning D (+1 NFE)"),
       schedule_param(key<S>("path", &S::path, "tuned: the grid file diffode tune wrote")),
   };
@@ -240,6 +252,9 @@ const std::vector<Field<DistillConfig>>& distill_fields() {
       key<S>("seed", &S::seed, "first distillation seed (far from the sampling seeds)", at_least<int64_t>(0)),
       key<S>("scale_dir", &S::scale_dir, "c in [1 - scale_dir, 1 + scale_dir]", in_unit_interval()),
       key<S>("scale_time", &S::scale_time, "a in [1 - scale_time, 1 + scale_time]", in_unit_interval()),
+      key<S>("normalize", &S::normalize,
+             "the loss in x/sqrt(1 + sigma^2), the data's scale at every sigma (false: in x as sampled)"),
+      key<S>("last_weight", &S::last_weight, "weight of the last interval's loss (the others 1)", positive()),
   };
   return f;
 }
@@ -306,6 +321,8 @@ void check_solver(const SolverConfig& s, const Where& w) {
   if (s.predictor && !info.learned)
     w.at("predictor").fail("solver '" + info.name + "' takes no predictor (only the AMED solvers do)");
   if (s.space == Space::time && !info.in_time) w.at("space").fail(no_time_space(info));
+  if (s.last_interval && !info.learned)
+    w.at("last_interval").fail("solver '" + info.name + "' learns no step (only the AMED solvers do)");
 }
 
 SolverConfig parse_solver(const json& obj, const Where& w, bool with_steps) {

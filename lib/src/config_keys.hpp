@@ -108,6 +108,12 @@ struct Codec<Space> {
   static json write(Space v) { return space_name(v); }
 };
 template <>
+struct Codec<LastInterval> {
+  static constexpr Kind kind = Kind::String;
+  static LastInterval read(const json& v, const Where& w);
+  static json write(LastInterval v) { return v == LastInterval::learned ? "learned" : "base"; }
+};
+template <>
 struct Codec<Labels> {
   static constexpr Kind kind = Kind::IntListOrString;
   static Labels read(const json& v, const Where& w);

@@ -45,11 +45,11 @@ int count_nfe(const SolverInfo& solver, const Grid& grid, const SolverOptions& o
 
 StepPlan plan_steps(const SolverInfo& solver, const ScheduleSpec& schedule, const SigmaRange& range,
                     std::optional<int> steps, std::optional<int> nfe, std::optional<bool> afs, int max_order,
-                    bool denoise_to_zero, Space space) {
+                    bool denoise_to_zero, Space space, bool learned_last) {
   const Process* time = space == Space::time ? &range.process : nullptr;
   auto plan_for = [&](int n, bool with_afs) {
     StepPlan p{n, 0, with_afs, make_grid(schedule, n, range), space};
-    p.nfe = count_nfe(solver, p.grid, SolverOptions{with_afs, max_order, nullptr, time}, denoise_to_zero);
+    p.nfe = count_nfe(solver, p.grid, SolverOptions{with_afs, max_order, nullptr, time, {}, learned_last}, denoise_to_zero);
     return p;
   };
   if (!nfe) return plan_for(steps.value_or(fixed_steps(schedule).value_or(kDefaultSteps)), afs.value_or(false));

@@ -38,15 +38,26 @@ void check_conditioning(const Config& cfg, const Model& model) {
   if (!sc.labels.any()) throw InputError(where + "guidance: guidance needs class labels (sampling.labels)");
 }
 
+SigmaRange schedule_range(const Config& cfg, const Model& model) {
+  const ModelMeta& meta = model.meta();
+  const std::optional<double> end = cfg.schedule.sigma_min;
+  if (end && (*end < meta.sigma_min || *end >= meta.sigma_max)) {
+    std::ostringstream msg;
+    msg << *end << " is outside the model's sigma range [" << meta.sigma_min << ", " << meta.sigma_max << ")";
+    throw ConfigError(cfg.source, "/schedule/sigma_min", msg.str());
+  }
+  return {end.value_or(meta.sigma_min), meta.sigma_max, meta.process};
+}
+
 StepPlan plan_run(const Config& cfg, const Model& model) {
   const ModelMeta& meta = model.meta();
   const SolverConfig& s = cfg.solver;
-  const SigmaRange range{meta.sigma_min, meta.sigma_max, meta.process};
+  const SigmaRange range = schedule_range(cfg, model);
   const Space space = resolve_space(s, meta.process, {cfg.source, "/solver"});
   StepPlan plan;
   try {
     plan = plan_steps(s.info(), cfg.schedule, range, s.steps, s.nfe, s.afs_choice(), s.max_order,
-                      cfg.schedule.denoise_to_zero, space);
+                      cfg.schedule.denoise_to_zero, space, s.learned_last());
   } catch (const InputError& e) {
     throw ConfigError(cfg.source, s.nfe ? "/solver/nfe" : "/schedule", e.what());
   }
@@ -62,6 +73,16 @@ StepPlan plan_run(const Config& cfg, const Model& model) {
     } catch (const InputError& e) {
       throw ConfigError(cfg.source, "/schedule/path", e.what());
     }
+  if (s.learned_last() && plan.grid.back() != 0)
+    throw ConfigError(cfg.source, "/solver/last_interval",
+                      "\"learned\" learns the interval into sigma 0, but this grid ends at sigma " +
+                          json(plan.grid.back()).dump() +
+                          "; use a grid to 0 (model.sigma_min 0), or leave last_interval unset");
+  if (s.learned_last() && meta.process.timesteps() > 0)
+    throw ConfigError(cfg.source, "/solver/last_interval",
+                      "\"learned\" puts a point in (0, sigma_N-1), but process '" + meta.process.name() +
+                          "' has no sigma below its table (" + meta.process.sigma_span() +
+                          "); leave last_interval unset");
   if (cfg.schedule.denoise_to_zero && plan.grid.back() == 0)
     throw ConfigError(cfg.source, "/schedule/denoise_to_zero", "the grid already ends at sigma 0");
   for (size_t i = 0; i < plan.grid.size(); ++i) {  // a discrete table has no time outside its ends
@@ -121,7 +142,8 @@ std::optional<AmedPredictor> load_run_predictor(const Config& cfg, const Model& 
                           cfg.source + "'");
   AmedPredictor p = AmedPredictor::load(*cfg.solver.predictor);
   const PredictorUse use{model.sha256(), solver.name, plan.steps, afs_json(cfg.solver, plan), plan.grid,
-                         model.has_features() ? model.feature_dim() : 1, space_name(plan.space)};
+                         model.has_features() ? model.feature_dim() : 1, space_name(plan.space),
+                         cfg.solver.last_interval_name()};
   check_predictor(p, *cfg.solver.predictor, use);
   if (!model.has_features())
     spdlog::warn("model {} has no forward_with_features: the AMED predictor sees zero features (a fixed step "
@@ -170,6 +192,7 @@ json job_identity(const Config& cfg, const Model& model, const StepPlan& plan) {
       {"nfe", plan.nfe},
       {"network_passes_per_sample", plan.nfe * (cfg.sampling.guidance != 1.0 ? 2 : 1)},
   };
+  if (sc.learned_last()) identity["solver"]["last_interval"] = "learned";
   if (cfg.schedule.rho) identity["schedule"]["rho"] = *cfg.schedule.rho;
   if (cfg.schedule.schedule->takes("beta_min")) {
     identity["schedule"]["beta_min"] = cfg.schedule.beta_min;
@@ -202,7 +225,8 @@ Tensor SampleJob::sample(int64_t first, int64_t count, const std::function<void(
                                         meta.sample_shape, first, count);
   const SolverOptions opt{plan_.afs, cfg_.solver.max_order, predictor_ ? &*predictor_ : nullptr,
                           plan_.space == Space::time ? &meta.process : nullptr,
-                          afs_means_ ? afs_means_->of(at::tensor(in.labels, at::kLong)) : Tensor()};
+                          afs_means_ ? afs_means_->of(at::tensor(in.labels, at::kLong)) : Tensor(),
+                          cfg_.solver.learned_last()};
   ModelDenoiser den(model_, state_dtype);
   den.set_condition(in.labels.empty() ? Tensor() : at::tensor(in.labels, at::kLong).to(model_.device()),
                     cfg_.sampling.guidance);

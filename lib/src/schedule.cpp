@@ -146,15 +146,15 @@ Grid custom(int steps, const ScheduleSpec& spec, const SigmaRange&) {
 
 const std::vector<ScheduleInfo>& schedules() {
   static const std::vector<ScheduleInfo> s = {
-      {"polynomial", "uniform in sigma^(1/rho) (Karras et al. 2022, EDM; rho default 7)", {"rho"}, 7.0,
+      {"polynomial", "uniform in sigma^(1/rho) (Karras et al. 2022, EDM; rho default 7)", {"rho", "sigma_min"}, 7.0,
        polynomial},
-      {"logsnr", "uniform in log sigma, i.e. in log-SNR (Lu et al. 2022)", {}, 0.0, logsnr},
+      {"logsnr", "uniform in log sigma, i.e. in log-SNR (Lu et al. 2022)", {"sigma_min"}, 0.0, logsnr},
       {"time_uniform", "uniform in the model's own time t^(1/rho), mapped through sigma(t) (rho default 1)",
-       {"rho"}, 1.0, time_uniform},
+       {"rho", "sigma_min"}, 1.0, time_uniform},
       {"vp_time",
        "uniform in the time of a VP process with linear beta (beta_min 0.1, beta_max 20 by default), mapped "
        "through its sigma(t), whatever the model's process",
-       {"beta_min", "beta_max"}, 0.0, vp_time},
+       {"beta_min", "beta_max", "sigma_min"}, 0.0, vp_time},
       {"linspace", "discrete processes: the timesteps round(linspace(0, T-1, N)), then sigma 0 (diffusers' "
        "timestep_spacing \"linspace\")", {}, 0.0, linspace_timesteps},
       {"leading", "discrete processes: the timesteps k*floor(T/N) + offset, then sigma 0 (diffusers' \"leading\"; "

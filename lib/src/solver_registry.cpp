@@ -59,6 +59,7 @@ class Row {
 const std::vector<SolverInfo>& solvers() {
   using namespace solver_impl;
   const char* two_per_step = "2N; 2N-1 when sigma_min = 0";
+  const char* learned_per_step = "2N; 2N-1 to 0, base last";
   static const std::vector<SolverInfo> s = {
       Row("euler", euler).about("Euler in sigma = DDIM (Song et al. 2021)").order(1).in_time(),
       Row("heun", heun).about("Heun's 2nd order (Karras et al. 2022, Alg. 1)").nfe(two_per_step).order(2)
@@ -80,15 +81,15 @@ const std::vector<SolverInfo>& solvers() {
           .order(4).max_order(4).in_time(),
       // AMED (Zhou et al. 2024): need a predictor distilled for the model, steps and schedule.
       Row("amed", amed).about("AMED-Solver: one learned mean-value step per interval (Zhou et al. 2024)")
-          .nfe(two_per_step).order(2).to_zero(ToZero::euler).learned().in_time(),
+          .nfe(learned_per_step).order(2).to_zero(ToZero::euler).learned().in_time(),
       Row("amed+euler", amed_euler).about("AMED-Plugin on Euler: a learned extra point per interval")
-          .nfe(two_per_step).order(1).to_zero(ToZero::euler).learned().in_time(),
+          .nfe(learned_per_step).order(1).to_zero(ToZero::euler).learned().in_time(),
       Row("amed+ipndm", amed_ipndm).about("AMED-Plugin on iPNDM: a learned extra point per interval, one history")
-          .nfe(two_per_step).order(4).max_order(4).learned().multistep().in_time(),
+          .nfe(learned_per_step).order(4).max_order(4).learned().multistep().in_time(),
       Row("amed+dpm2", amed_dpm2).about("AMED-Plugin on DPM-Solver-2: learned midpoint")
-          .nfe(two_per_step).order(2).to_zero(ToZero::euler).learned().in_time(),
+          .nfe(learned_per_step).order(2).to_zero(ToZero::euler).learned().in_time(),
       Row("amed+dpmpp2m", amed_dpmpp2m).about("AMED-Plugin on DPM-Solver++(2M): a learned extra point per interval")
-          .nfe(two_per_step).order(2).to_zero(ToZero::denoised).learned().multistep(),
+          .nfe(learned_per_step).order(2).to_zero(ToZero::denoised).learned().multistep(),
   };
   return s;
 }

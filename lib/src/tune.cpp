@@ -354,7 +354,7 @@ Search make_search(const Config& cfg, const Model& model) {
     throw ConfigError(cfg.source, "/tune/points",
                       "the plan has " + std::to_string(s.plan.steps) + " steps, more than the " +
                           std::to_string(tc.points) + " candidate intervals; raise tune.points");
-  const SigmaRange range{meta.sigma_min, meta.sigma_max, meta.process};
+  const SigmaRange range = schedule_range(cfg, model);
   s.candidates = make_grid(cfg.schedule, tc.points, range);
   try {
     s.fine = refine_grid(s.candidates, tc.teacher_points, cfg.schedule, range);

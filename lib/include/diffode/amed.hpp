@@ -51,13 +51,15 @@ struct PredictorUse {
   Grid grid;
   int64_t feature_dim = 0;
   std::string space = "sigma";  // the variable integrated in (solver.space)
+  std::string last_interval = "base";  // solver.last_interval: "base" or "learned"
 };
 
 // The metadata a predictor for `use` carries (plus what distillation adds).
 nlohmann::json predictor_identity(const PredictorUse& use, const ScheduleSpec& schedule);
 
-// InputError naming the file and every mismatch (model, solver, steps, AFS, space, grid);
-// a predictor that records no space was distilled in sigma.
+// InputError naming the file and every mismatch (model, solver, steps, AFS, space, grid,
+// last interval); a predictor that records no space was distilled in sigma, one that
+// records no last interval with the base rule.
 void check_predictor(const AmedPredictor& p, const std::filesystem::path& file, const PredictorUse& use);
 
 }  // namespace diffode

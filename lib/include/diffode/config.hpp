@@ -38,6 +38,10 @@ struct ModelConfig {
 // The analytical first step (DESIGN.md §4): none, the zero-mean rule, or the data mean μ_y.
 enum class Afs { off, plain, mean };
 
+// How an AMED solver takes a last interval into σ = 0 (DESIGN.md §4): as its base solver's
+// step there (no interior point), or learned, with the mean-value point s = (1 − r)·σ_i.
+enum class LastInterval { base, learned };
+
 struct SolverConfig {
   const SolverInfo* solver = &find_solver("heun");
   std::optional<int> steps;  // at most one of steps / nfe; neither: the planner's default
@@ -47,6 +51,9 @@ struct SolverConfig {
   std::string precision = "float64";  // dtype of the solver state
   int max_order = 0;                  // 0: the solver's default
   std::optional<std::filesystem::path> predictor;  // AMED solvers: the distilled step predictor
+  std::optional<LastInterval> last_interval;        // AMED solvers; unset: base
+  bool learned_last() const { return last_interval == LastInterval::learned; }
+  const char* last_interval_name() const { return learned_last() ? "learned" : "base"; }
   const SolverInfo& info() const { return *solver; }
   // The planner's AFS choice: fixed by `afs`, or free (unset).
   std::optional<bool> afs_choice() const {
@@ -75,10 +82,17 @@ struct DistillConfig {
   int64_t seed = 1000000000;      // far from the sampling seeds, so evaluation seeds stay unseen
   double scale_dir = 0.05;        // c ∈ [1 − scale_dir, 1 + scale_dir]
   double scale_time = 0.05;       // a ∈ [1 − scale_time, 1 + scale_time]
+  // The loss: each interval's squared distance to the teacher at σ̃_{i+1}, in x̃ or (normalize)
+  // in x̃/√(1 + σ̃²) (the data's scale at every σ̃), the last interval weighted last_weight.
+  bool normalize = false;
+  double last_weight = 1.0;
 };
 
 // The schedule and its parameters (a ScheduleSpec, DESIGN.md §3), and denoise_to_zero.
 struct ScheduleConfig : ScheduleSpec {
+  // The grid's last point when set (the published AMED plans end at 0.002 on models that
+  // reach 0); unset: model.sigma_min. Within the model's sigma range.
+  std::optional<double> sigma_min;
   bool denoise_to_zero = false;
   std::filesystem::path path;  // tuned: the file `diffode tune` wrote (its grid is in `sigmas`)
   nlohmann::json tuned;        // tuned: that file's record, checked against the run (check_tuned)

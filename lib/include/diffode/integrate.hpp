@@ -33,10 +33,11 @@ struct StepPlan {
 };
 
 // Resolves `steps`, or a target `nfe` (choosing N, and AFS when `afs` is unset), into a
-// grid, for the solver integrating in `space` (time: range.process's). Throws InputError
+// grid, for the solver integrating in `space` (time: range.process's), an AMED solver
+// with `learned_last` learning its interval into σ = 0 too. Throws InputError
 // naming the reachable NFEs when the target cannot be hit.
 StepPlan plan_steps(const SolverInfo& solver, const ScheduleSpec& schedule, const SigmaRange& range,
                     std::optional<int> steps, std::optional<int> nfe, std::optional<bool> afs, int max_order,
-                    bool denoise_to_zero, Space space = Space::sigma);
+                    bool denoise_to_zero, Space space = Space::sigma, bool learned_last = false);
 
 }  // namespace diffode

@@ -20,6 +20,10 @@ namespace diffode {
 // The config's steps or target NFE resolved into a grid for the model (InputError naming
 // the config key when the NFE cannot be hit); a tuned grid checked against model and plan.
 StepPlan plan_run(const Config& cfg, const Model& model);
+
+// The sigma range the config's schedule spans on the model: the model's, ending at
+// schedule.sigma_min when that is set (ConfigError when it is outside the model's range).
+SigmaRange schedule_range(const Config& cfg, const Model& model);
 // Labels and guidance of cfg.sampling against what the model offers (InputError if not).
 void check_conditioning(const Config& cfg, const Model& model);
 // The predictor of an AMED solver (solver.predictor), checked against model and plan;

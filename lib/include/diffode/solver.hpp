@@ -79,6 +79,9 @@ struct SolverOptions {
   // AFS's D(x, σ_0) when defined (the data mean μ_y per sample, broadcast over x): the first
   // d is then (x − afs_x0)/σ_0. Undefined: the zero-mean rule above.
   Tensor afs_x0 = {};
+  // AMED solvers, a grid ending at σ = 0: learn the last interval too, its mean-value point
+  // at s = (1 − r)·σ_i (the geometric rule has none there); else the base solver's step.
+  bool learned_last = false;
 };
 
 // Called after each grid interval i (0-based) is completed, with the state x_{i+1}.

@@ -5,8 +5,9 @@
 // scale a. AMED-Solver takes one such step per interval; AMED-Plugin inserts s as an
 // extra point into a base solver. Every quantity that depends on the prediction is
 // per sample ([B]) and differentiable, so the same code runs sampling and distillation.
-// A step to σ = 0 has no interior point to learn: the loop takes it as the base solver's
-// last step (ToZero), or the solver takes it as its own (the iPNDM plugin).
+// A step to σ = 0 has no geometric interior point: the loop takes it as the base solver's
+// last step (ToZero), or the solver takes it as its own (the iPNDM plugin), unless
+// opt.learned_last puts a learned point at s = (1 − r)·σ_i there too.
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -24,17 +25,19 @@ const StepPredictor& predictor_of(const SolverOptions& opt) {
   return *opt.predictor;
 }
 
-// The predicted mean-value point of one interval: s [B] (geometric interpolation by r),
-// and r, c, a [B], all in x's dtype.
+// The predicted mean-value point of one interval: s [B] (geometric interpolation by r; into
+// σ = 0, a learned last interval, linear: s = (1 − r)·σ_i), and r, c, a [B], all in x's
+// dtype. The predictor sees an interval into 0 as (σ_i, σ_i), there being no log 0.
 struct Point {
   Tensor s, r, c, a;
 };
 Point mean_value_point(const SolverOptions& opt, const Tensor& feature, double t_cur, double t_next,
                        const Tensor& x) {
-  const MeanValueStep m = predictor_of(opt).predict(feature, t_cur, t_next);
+  const MeanValueStep m = predictor_of(opt).predict(feature, t_cur, t_next == 0 ? t_cur : t_next);
   const auto dt = x.scalar_type();
   const Tensor r = m.r.to(dt);
-  return {at::exp(r * std::log(t_next) + (1.0 - r) * std::log(t_cur)), r, m.c.to(dt), m.a.to(dt)};
+  const Tensor s = t_next == 0 ? (1.0 - r) * t_cur : at::exp(r * std::log(t_next) + (1.0 - r) * std::log(t_cur));
+  return {s, r, m.c.to(dt), m.a.to(dt)};
 }
 
 // d_s: the derivative at the mean-value point s, the model called at the time-scaled a·s
@@ -61,6 +64,7 @@ Tensor euler_plugin_rule(const Interval& k) {
 }
 
 // AMED-Plugin on DPM-Solver-2: x + c·h·(d_s/(2r) + (1 − 1/(2r))·d_i); r = ½ is DPM-Solver-2.
+// Into σ = 0 r is s's linear fraction of the interval, the same second-order rule.
 Tensor dpm2_plugin_rule(const Interval& k) {
   const Tensor w = per_sample(0.5 / k.p.r, k.x);
   return k.x + (k.d_s * w + k.d_cur * (1.0 - w)) * per_sample(k.p.c * (k.t_next - k.t_cur), k.x);
@@ -120,7 +124,7 @@ Tensor amed_ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCa
     const double t_cur = sigmas[i], t_next = sigmas[i + 1];
     const GridEval::Point st = ev.point(x, i);
     push(st.d);
-    if (t_next == 0) {
+    if (t_next == 0 && !opt.learned_last) {
       x = x + adams_bashforth_sum(d_hist, max_order) * (t_next - t_cur);
     } else {
       const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
@@ -140,17 +144,19 @@ Tensor amed_ipndm(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCa
 Tensor amed_dpmpp2m(GridEval& ev, Tensor x, const SolverOptions& opt, const StepCallback& on_step) {
   const Grid& sigmas = ev.grid();
   const int n = num_steps(sigmas);
-  const int n_refined = 2 * n - (sigmas.back() == 0 ? 1 : 0);
+  const int n_refined = 2 * n - (sigmas.back() == 0 && !opt.learned_last ? 1 : 0);
   Tensor m_prev, h_prev;  // data prediction at the previous point and the λ step from it, per sample
   for (int i = 0; i < ev.steps(); ++i) {
     const double t_cur = sigmas[i], t_next = sigmas[i + 1];
     const GridEval::Point st = ev.point(x, i);
     const Point p = mean_value_point(opt, st.feature, t_cur, t_next, x);
     const Tensor s = per_sample(p.s, x), cur = at::full_like(s, t_cur), next = at::full_like(s, t_next);
-    const Tensor x_s = dpmpp_step(x, st.x0, m_prev, cur, s, h_prev, dpmpp_step_order(2 * i, n_refined, 2, t_next));
+    const Tensor x_s = dpmpp_step(x, st.x0, m_prev, cur, s, h_prev, dpmpp_step_order(2 * i, n_refined, 2, /* s > 0 */ t_cur));
     const Tensor m_s = ev.den().denoise(x_s, p.a * p.s);
-    const Tensor x_b = dpmpp_step(x_s, m_s, st.x0, s, next, at::log(cur / s),
-                                  dpmpp_step_order(2 * i + 1, n_refined, 2, t_next));
+    // into σ = 0 (a learned last interval) the step is D itself, written so (λ = ∞ there)
+    const Tensor x_b = t_next == 0 ? m_s
+                                   : dpmpp_step(x_s, m_s, st.x0, s, next, at::log(cur / s),
+                                                dpmpp_step_order(2 * i + 1, n_refined, 2, t_next));
     x = x_s + (x_b - x_s) * per_sample(p.c, x);
     m_prev = m_s;
     h_prev = at::log(s / next);

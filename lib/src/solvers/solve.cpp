@@ -90,7 +90,7 @@ namespace {
 Tensor run(const SolverInfo& solver, Denoiser& den, Tensor x, const Grid& grid, const SolverOptions& opt,
            const StepCallback& on_step) {
   const int n = solver_impl::num_steps(grid);
-  const bool loop_takes_last = grid.back() == 0 && solver.to_zero != ToZero::own;
+  const bool loop_takes_last = grid.back() == 0 && solver.to_zero != ToZero::own && !opt.learned_last;
   GridEval ev(den, grid, opt, loop_takes_last ? n - 1 : n);
   x = solver.fn(ev, std::move(x), opt, on_step);
   if (!loop_takes_last) return x;

@@ -19,10 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "diffode/config.hpp"
-#include "diffode/model.hpp"
-#include "diffode/run.hpp"
-#include "diffode/sampler.hpp"
+#include "diffode/runs/config.hpp"
+#include "diffode/core/denoiser.hpp"
+#include "diffode/core/model.hpp"
+#include "diffode/runs/run.hpp"
+#include "diffode/runs/sampler.hpp"
 
 using namespace diffode;
 using Clock = std::chrono::steady_clock;

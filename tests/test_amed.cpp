@@ -7,14 +7,15 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "diffode/amed.hpp"
-#include "diffode/distill.hpp"
-#include "diffode/error.hpp"
-#include "diffode/io.hpp"
-#include "diffode/model.hpp"
-#include "diffode/sampler.hpp"
-#include "diffode/schedule.hpp"
-#include "diffode/solver.hpp"
+#include "diffode/core/amed_predictor.hpp"
+#include "diffode/runs/distill.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/io/atomic_file.hpp"
+#include "diffode/core/denoiser.hpp"
+#include "diffode/core/model.hpp"
+#include "diffode/runs/sampler.hpp"
+#include "diffode/core/schedule.hpp"
+#include "diffode/core/solver.hpp"
 #include "test_util.hpp"
 
 using namespace diffode;
@@ -226,7 +227,7 @@ TEST(AmedPredictorFile, NewPredictorStartsAtTheMidpointAndRoundTrips) {
     for (auto& t : p.parameters()) t.add_(at::randn(t.sizes()) * 0.3);
   }
   p.set_metadata({{"kind", "amed_predictor"}, {"note", "x"}});
-  p.save(tmp.path / "p.pt");
+  write_file_atomic(tmp.path / "p.pt", p.archive_bytes());
   const AmedPredictor q = AmedPredictor::load(tmp.path / "p.pt");
   const MeanValueStep a = p.predict(f, 5.0, 2.0), b = q.predict(f, 5.0, 2.0);
   EXPECT_LT(max_diff(a.r, b.r) + max_diff(a.c, b.c) + max_diff(a.a, b.a), 1e-7);
@@ -248,7 +249,7 @@ TEST(AmedPredictorFile, ANanPredictionIsThePredictorsFault) {
     for (auto& t : p.parameters()) t.fill_(std::nan(""));
   }
   p.set_metadata({{"kind", "amed_predictor"}});
-  p.save(tmp.path / "nan.pt");
+  write_file_atomic(tmp.path / "nan.pt", p.archive_bytes());
   const AmedPredictor q = AmedPredictor::load(tmp.path / "nan.pt");
   const std::string msg = error_of([&] { q.predict(at::randn({3, 49}), 5.0, 2.0); });
   EXPECT_NE(msg.find("predictor " + (tmp.path / "nan.pt").string() + ": returned NaN or Inf for (r, c, a)"),

@@ -13,12 +13,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "diffode/amed.hpp"
-#include "diffode/config.hpp"
-#include "diffode/io.hpp"
-#include "diffode/process.hpp"
-#include "diffode/schedule.hpp"
-#include "diffode/solver.hpp"
+#include "diffode/core/amed_predictor.hpp"
+#include "diffode/runs/config.hpp"
+#include "diffode/core/input.hpp"
+#include "diffode/io/atomic_file.hpp"
+#include "diffode/io/png.hpp"
+#include "diffode/core/process.hpp"
+#include "diffode/core/schedule.hpp"
+#include "diffode/core/solver.hpp"
 #include "diffode/version.hpp"
 #include "test_cli_util.hpp"
 
@@ -715,7 +717,7 @@ TEST(CliAmed, InfoDescribesAPredictorWithOddMetadata) {
   TempDir tmp;
   diffode::AmedPredictor p = diffode::AmedPredictor::create(4, 0.05, 0.05, 1);
   p.set_metadata({{"kind", "amed_predictor"}, {"solver", 5}, {"steps", "many"}, {"afs", {1, 2}}, {"sigmas", "x"}});
-  p.save(tmp.path / "odd.pt");
+  diffode::write_file_atomic(tmp.path / "odd.pt", p.archive_bytes());
   const CliResult r = run_cli("info " + q(tmp.path / "odd.pt"));
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(Contains(r.output, "solver       5, many steps, afs [1,2], space sigma, last interval base")) << r.output;

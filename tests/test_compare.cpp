@@ -5,8 +5,8 @@
 #include <cmath>
 #include <functional>
 
-#include "diffode/compare.hpp"
-#include "diffode/io.hpp"
+#include "diffode/runs/compare.hpp"
+#include "diffode/io/npy.hpp"
 #include "test_cli_util.hpp"
 
 namespace {

@@ -6,12 +6,13 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "diffode/config.hpp"
-#include "diffode/error.hpp"
-#include "diffode/io.hpp"
-#include "diffode/model.hpp"
-#include "diffode/schedule.hpp"
-#include "diffode/solver.hpp"
+#include "diffode/runs/config.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/core/input.hpp"
+#include "diffode/io/json_file.hpp"
+#include "diffode/core/model.hpp"
+#include "diffode/core/schedule.hpp"
+#include "diffode/core/solver.hpp"
 #include "test_util.hpp"
 
 namespace {

@@ -8,16 +8,16 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "diffode/config.hpp"
-#include "diffode/error.hpp"
-#include "diffode/integrate.hpp"
-#include "diffode/io.hpp"
-#include "diffode/model.hpp"
-#include "diffode/noise.hpp"
-#include "diffode/process.hpp"
-#include "diffode/run.hpp"
-#include "diffode/sampler.hpp"
-#include "diffode/schedule.hpp"
+#include "diffode/runs/config.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/core/integrate.hpp"
+#include "diffode/io/npy.hpp"
+#include "diffode/core/model.hpp"
+#include "diffode/core/noise.hpp"
+#include "diffode/core/process.hpp"
+#include "diffode/runs/run.hpp"
+#include "diffode/runs/sampler.hpp"
+#include "diffode/core/schedule.hpp"
 #include "test_util.hpp"
 
 using namespace diffode;

@@ -6,8 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "diffode/error.hpp"
-#include "diffode/io.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/core/input.hpp"
+#include "diffode/io/atomic_file.hpp"
+#include "diffode/io/npy.hpp"
+#include "diffode/io/png.hpp"
 #include "test_util.hpp"
 
 #pragma GCC diagnostic push

@@ -6,10 +6,11 @@
 #include <cmath>
 #include <limits>
 
-#include "diffode/error.hpp"
-#include "diffode/model.hpp"
-#include "diffode/process.hpp"
-#include "diffode/sampler.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/core/denoiser.hpp"
+#include "diffode/core/model.hpp"
+#include "diffode/core/process.hpp"
+#include "diffode/runs/sampler.hpp"
 #include "test_util.hpp"
 
 using namespace diffode;

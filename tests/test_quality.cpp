@@ -6,9 +6,10 @@
 #include <cmath>
 #include <fstream>
 
-#include "diffode/error.hpp"
-#include "diffode/io.hpp"
-#include "diffode/quality.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/io/npy.hpp"
+#include "diffode/core/quality.hpp"
+#include "diffode/runs/samples.hpp"
 #include "test_util.hpp"
 
 using namespace diffode;

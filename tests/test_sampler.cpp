@@ -8,12 +8,15 @@
 #include <set>
 #include <sstream>
 
-#include "diffode/config.hpp"
-#include "diffode/error.hpp"
-#include "diffode/run.hpp"
-#include "diffode/sampler.hpp"
-#include "diffode/io.hpp"
-#include "diffode/model.hpp"
+#include "diffode/runs/config.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/runs/run.hpp"
+#include "diffode/runs/sampler.hpp"
+#include "diffode/core/input.hpp"
+#include "diffode/io/npy.hpp"
+#include "diffode/io/png.hpp"
+#include "diffode/core/denoiser.hpp"
+#include "diffode/core/model.hpp"
 #include "test_util.hpp"
 
 using namespace diffode;

@@ -6,11 +6,12 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "diffode/error.hpp"
-#include "diffode/model.hpp"
-#include "diffode/sampler.hpp"
-#include "diffode/schedule.hpp"
-#include "diffode/solver.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/core/denoiser.hpp"
+#include "diffode/core/model.hpp"
+#include "diffode/runs/sampler.hpp"
+#include "diffode/core/schedule.hpp"
+#include "diffode/core/solver.hpp"
 #include "solvers/solvers.hpp"
 #include "test_util.hpp"
 

@@ -8,13 +8,13 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "diffode/config.hpp"
-#include "diffode/error.hpp"
-#include "diffode/integrate.hpp"
-#include "diffode/noise.hpp"
-#include "diffode/process.hpp"
-#include "diffode/schedule.hpp"
-#include "diffode/solver.hpp"
+#include "diffode/runs/config.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/core/integrate.hpp"
+#include "diffode/core/noise.hpp"
+#include "diffode/core/process.hpp"
+#include "diffode/core/schedule.hpp"
+#include "diffode/core/solver.hpp"
 #include "test_util.hpp"
 
 using namespace diffode;

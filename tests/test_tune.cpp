@@ -6,9 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "diffode/error.hpp"
-#include "diffode/io.hpp"
-#include "diffode/tune.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/io/npy.hpp"
+#include "diffode/runs/tune.hpp"
 #include "test_cli_util.hpp"
 
 using namespace diffode;

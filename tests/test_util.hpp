@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "diffode/schedule.hpp"
+#include "diffode/core/schedule.hpp"
 
 namespace diffode::test {
 

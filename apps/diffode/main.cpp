@@ -9,7 +9,7 @@
 #include <iostream>
 
 #include "commands.hpp"
-#include "diffode/error.hpp"
+#include "diffode/core/error.hpp"
 #include "diffode/version.hpp"
 
 int main(int argc, char** argv) {

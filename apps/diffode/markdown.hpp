@@ -2,7 +2,7 @@
 // What the CLI prints as markdown (DESIGN.md §7): a comparison's tables.
 #include <string>
 
-#include "diffode/compare.hpp"
+#include "diffode/runs/compare.hpp"
 
 namespace diffode::cli {
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <optional>
 
-#include "diffode/error.hpp"
+#include "diffode/core/error.hpp"
 
 namespace diffode::cli {
 

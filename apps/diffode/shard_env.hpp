@@ -4,7 +4,7 @@
 // takes the resulting Shard and never reads the environment itself.
 #include <string>
 
-#include "diffode/run.hpp"
+#include "diffode/runs/run.hpp"
 
 namespace diffode::cli {
 

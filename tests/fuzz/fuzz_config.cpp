@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string>
 
-#include "diffode/config.hpp"
-#include "diffode/error.hpp"
-#include "diffode/io.hpp"
+#include "diffode/runs/config.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/core/input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <string>
 
-#include "diffode/error.hpp"
-#include "diffode/io.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/io/npy.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::filesystem::path file =

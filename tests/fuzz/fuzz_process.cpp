@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <string>
 
-#include "diffode/error.hpp"
-#include "diffode/io.hpp"
-#include "diffode/process.hpp"
-#include "diffode/schedule.hpp"
+#include "diffode/core/error.hpp"
+#include "diffode/core/input.hpp"
+#include "diffode/core/process.hpp"
+#include "diffode/core/schedule.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -1,0 +1,32 @@
+#pragma once
+// Files written whole or not at all: a temporary name in the same folder, fsync, rename.
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace diffode {
+
+// A file written under a temporary name in the same folder and renamed onto `path` by
+// commit(); destroyed uncommitted, it removes the temporary. Write errors (a full disk)
+// throw OutputError naming the file; a path that is a directory is an InputError.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, size_t size);
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  void commit();  // flush, fsync, rename
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_, tmp_;
+  std::FILE* f_ = nullptr;
+};
+
+void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
+
+
+}  // namespace diffode

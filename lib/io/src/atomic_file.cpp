@@ -1,0 +1,69 @@
+#include "diffode/io/atomic_file.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+
+#include "diffode/core/error.hpp"
+
+namespace diffode {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::string errno_text() { return std::strerror(errno); }
+}  // namespace
+
+AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
+  std::error_code dir_ec;
+  if (fs::is_directory(path_, dir_ec))
+    throw InputError(path_.string() + " is a directory: give a file name to write to");
+  std::random_device rd;
+  tmp_ = path_;
+  tmp_ += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 1000000);
+  f_ = std::fopen(tmp_.c_str(), "wb");
+  if (!f_) throw OutputError("cannot create " + tmp_.string() + ": " + errno_text());
+}
+
+AtomicFile::~AtomicFile() {
+  if (f_) {
+    std::fclose(f_);
+    std::error_code ec;
+    fs::remove(tmp_, ec);
+  }
+}
+
+void AtomicFile::write(const void* data, size_t size) {
+  if (!f_) throw std::logic_error("AtomicFile::write after commit: " + path_.string());
+  if (size && std::fwrite(data, 1, size, f_) != size)
+    throw OutputError("cannot write " + path_.string() + ": " + errno_text());
+}
+
+void AtomicFile::commit() {
+  if (std::fflush(f_) != 0 || ::fsync(::fileno(f_)) != 0)
+    throw OutputError("cannot write " + path_.string() + ": " + errno_text());
+  std::FILE* f = f_;
+  f_ = nullptr;
+  if (std::fclose(f) != 0) {
+    std::error_code ec;
+    fs::remove(tmp_, ec);
+    throw OutputError("cannot write " + path_.string() + ": " + errno_text());
+  }
+  std::error_code ec;
+  fs::rename(tmp_, path_, ec);
+  if (ec) {
+    const std::string why = ec.message();  // before remove() overwrites ec
+    fs::remove(tmp_, ec);
+    throw OutputError("cannot rename onto " + path_.string() + ": " + why);
+  }
+}
+
+void write_file_atomic(const fs::path& path, const std::string& bytes) {
+  AtomicFile f(path);
+  f.write(bytes);
+  f.commit();
+}
+}  // namespace diffode

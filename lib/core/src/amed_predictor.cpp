@@ -134,21 +134,9 @@ int64_t AmedPredictor::feature_dim() const { return impl_->feature_dim; }
 const json& AmedPredictor::metadata() const { return impl_->meta; }
 void AmedPredictor::set_metadata(json meta) { impl_->meta = std::move(meta); }
 
-namespace {
-json grid_json(const Grid& g) {
-  json out = json::array();
-  for (double s : g) out.push_back(std::isinf(s) ? json("inf") : json(s));
-  return out;
-}
-}  // namespace
 
 json predictor_identity(const PredictorUse& use, const ScheduleSpec& schedule) {
-  json sched = {{"name", schedule.schedule->name}};
-  if (schedule.rho) sched["rho"] = *schedule.rho;
-  if (schedule.schedule->takes("beta_min")) {
-    sched["beta_min"] = schedule.beta_min;
-    sched["beta_max"] = schedule.beta_max;
-  }
+  const json sched = schedule_json(schedule);
   return {{"kind", "amed_predictor"},   {"model_sha256", use.model_sha256}, {"solver", use.solver},
           {"steps", use.steps},         {"afs", use.afs},                   {"schedule", sched},
           {"sigmas", grid_json(use.grid)}, {"feature_dim", use.feature_dim}, {"space", use.space},

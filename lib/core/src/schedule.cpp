@@ -189,6 +189,22 @@ std::optional<int> fixed_steps(const ScheduleSpec& spec) {
   return std::nullopt;
 }
 
+nlohmann::json grid_json(const Grid& g) {
+  nlohmann::json out = nlohmann::json::array();
+  for (double s : g) out.push_back(std::isinf(s) ? nlohmann::json("inf") : nlohmann::json(s));
+  return out;
+}
+
+nlohmann::json schedule_json(const ScheduleSpec& spec) {
+  nlohmann::json out = {{"name", spec.schedule->name}};
+  if (spec.rho) out["rho"] = *spec.rho;
+  if (spec.schedule->takes("beta_min")) {
+    out["beta_min"] = spec.beta_min;
+    out["beta_max"] = spec.beta_max;
+  }
+  return out;
+}
+
 bool picks_timesteps(const ScheduleSpec& spec) {
   return spec.schedule->fn == linspace_timesteps || spec.schedule->fn == leading_timesteps ||
          spec.schedule->fn == trailing_timesteps;

@@ -26,6 +26,7 @@
 #include "images.hpp"
 #include "plot.hpp"
 #include "run_dir.hpp"
+#include "clock.hpp"
 
 namespace diffode {
 
@@ -124,8 +125,6 @@ json to_json(const CompareResult& c) {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // The base config with its solver replaced by `solver` at `nfe` or `steps` ("{nfe}" in a
 // predictor path becomes the NFE).
@@ -134,12 +133,7 @@ Config solver_config(const Config& base, SolverConfig solver, std::optional<int>
   c.compare.reset();
   solver.nfe = nfe;
   solver.steps = steps;
-  if (nfe && solver.predictor) {
-    std::string p = solver.predictor->string();
-    for (auto at = p.find("{nfe}"); at != std::string::npos; at = p.find("{nfe}"))
-      p.replace(at, 5, std::to_string(*nfe));
-    solver.predictor = p;
-  }
+  if (nfe && solver.predictor) solver.predictor = with_nfe(solver.predictor->string(), *nfe);
   c.solver = std::move(solver);
   return c;
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "config_keys.hpp"
+#include "diffode/core/dtype.hpp"
 #include "run_dir.hpp"
 #include "diffode/runs/tuned_grid.hpp"
 #include "diffode/core/input.hpp"
@@ -94,6 +95,13 @@ std::string no_time_space(const SolverInfo& info) {
          takers;
 }
 }  // namespace
+
+at::ScalarType SolverConfig::state_dtype() const { return parse_dtype(precision); }
+
+std::string with_nfe(std::string path, int nfe) {
+  for (auto at = path.find("{nfe}"); at != std::string::npos; at = path.find("{nfe}")) path.replace(at, 5, std::to_string(nfe));
+  return path;
+}
 
 const char* space_name(Space s) { return s == Space::time ? "time" : "sigma"; }
 
@@ -438,9 +446,7 @@ ScheduleConfig compare_schedule(const Config& cfg, const ComparedSolver& s, int 
   if (s.schedule.is_null()) return cfg.schedule;
   json j = s.schedule;
   if (j.contains("path")) {
-    std::string p = j["path"].get<std::string>();
-    for (auto at = p.find("{nfe}"); at != std::string::npos; at = p.find("{nfe}")) p.replace(at, 5, std::to_string(nfe));
-    j["path"] = p;
+    j["path"] = with_nfe(j["path"].get<std::string>(), nfe);
   }
   return parse_schedule(j, Where{cfg.source, where + "/schedule"});
 }

@@ -31,6 +31,7 @@
 #include "diffode/runs/sampler.hpp"
 #include "diffode/io/atomic_file.hpp"
 #include "run_dir.hpp"
+#include "clock.hpp"
 
 namespace diffode {
 
@@ -39,7 +40,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 // Everything one distillation run works with.
 struct Setup {
@@ -122,7 +122,6 @@ at::Tensor student_loss(const Setup& s, ModelDenoiser& den, const AmedPredictor&
   return loss / weights;
 }
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // ---------------------------------------------------------------- setup
 
@@ -164,7 +163,7 @@ Setup make_setup(const Config& cfg, const Model& model) {
   check_conditioning(cfg, model);
   const DistillConfig& dc = cfg.distill;
   const ModelMeta& meta = model.meta();
-  const auto dtype = cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
+  const auto dtype = cfg.solver.state_dtype();
   Setup s{cfg, model, cfg.solver.info(), *dc.teacher, plan_run(cfg, model), {}, 0, 0, dtype, {}};
   s.k0 = std::isinf(s.plan.grid.front()) ? 1 : 0;
   if (s.plan.steps - s.k0 < 1)

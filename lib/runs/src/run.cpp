@@ -26,6 +26,7 @@
 #include "diffode/runs/sampler.hpp"
 #include "images.hpp"
 #include "run_dir.hpp"
+#include "clock.hpp"
 
 namespace diffode {
 
@@ -42,8 +43,6 @@ std::string shard_dir_name(const Shard& shard) {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // The process's peak resident memory so far, in MiB (Linux reports KiB).
 double peak_rss_mb() {

@@ -107,7 +107,7 @@ json afs_json(const SolverConfig& s, const StepPlan& plan) {
 
 AfsMeans afs_means(const Config& cfg, const Model& model, double sigma_max) {
   const ModelMeta& meta = model.meta();
-  const auto state_dtype = cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
+  const auto state_dtype = cfg.solver.state_dtype();
   ModelDenoiser den(model, state_dtype);
   AfsMeans m;
   m.per_class = cfg.sampling.labels.any();
@@ -174,8 +174,6 @@ namespace {
 
 // What determines the samples of a job: manifest's "run" (DESIGN.md §8).
 json job_identity(const Config& cfg, const Model& model, const StepPlan& plan) {
-  json grid = json::array();
-  for (double s : plan.grid) grid.push_back(std::isinf(s) ? json("inf") : json(s));
   const SolverConfig& sc = cfg.solver;
   // The thread count changes no sample (DESIGN.md §6): it is in timings.json, not here, so
   // shards and resumed runs on machines of any size belong to one run.
@@ -190,16 +188,13 @@ json job_identity(const Config& cfg, const Model& model, const StepPlan& plan) {
         {"space", space_name(plan.space)}, {"precision", sc.precision}, {"max_order", sc.max_order},
         {"predictor", sc.predictor ? json({{"path", sc.predictor->string()}, {"sha256", sha256_file(*sc.predictor)}})
                                    : json(nullptr)}}},
-      {"schedule", {{"name", cfg.schedule.schedule->name}, {"sigmas", grid}, {"denoise_to_zero", cfg.schedule.denoise_to_zero}}},
+      {"schedule", schedule_json(cfg.schedule)},
       {"nfe", plan.nfe},
       {"network_passes_per_sample", plan.nfe * (cfg.sampling.guidance != 1.0 ? 2 : 1)},
   };
   if (sc.learned_last()) identity["solver"]["last_interval"] = "learned";
-  if (cfg.schedule.rho) identity["schedule"]["rho"] = *cfg.schedule.rho;
-  if (cfg.schedule.schedule->takes("beta_min")) {
-    identity["schedule"]["beta_min"] = cfg.schedule.beta_min;
-    identity["schedule"]["beta_max"] = cfg.schedule.beta_max;
-  }
+  identity["schedule"]["sigmas"] = grid_json(plan.grid);
+  identity["schedule"]["denoise_to_zero"] = cfg.schedule.denoise_to_zero;
   return identity;
 }
 
@@ -221,7 +216,7 @@ std::vector<int64_t> SampleJob::labels(int64_t first, int64_t count) const {
 }
 
 Tensor SampleJob::sample(int64_t first, int64_t count, const std::function<void()>& on_step) const {
-  const auto state_dtype = cfg_.solver.precision == "float64" ? at::kDouble : at::kFloat;
+  const auto state_dtype = cfg_.solver.state_dtype();
   const ModelMeta& meta = model_.meta();
   const SampleInputs in = sample_inputs(cfg_.sampling.labels, cfg_.sampling.seed, meta.num_classes,
                                         meta.sample_shape, first, count);

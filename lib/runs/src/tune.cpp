@@ -29,6 +29,7 @@
 #include "diffode/runs/tuned_grid.hpp"
 #include "run_dir.hpp"
 #include "diffode/version.hpp"
+#include "clock.hpp"
 
 namespace diffode {
 
@@ -62,13 +63,6 @@ std::vector<int> cheapest_path(const std::vector<std::vector<double>>& cost, int
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-json grid_json(const Grid& g) {
-  json out = json::array();
-  for (double s : g) out.push_back(std::isinf(s) ? json("inf") : json(s));
-  return out;
-}
 
 // The denoiser as the teacher calls it, recording D at the candidate σ's: the last call at
 // each is the solver's evaluation at its accepted state there (the teacher's x_k).
@@ -109,7 +103,7 @@ Tensor afs_denoised(const Search& s, const Tensor& x0, const Tensor& labels) {
   if (s.afs_means) return s.afs_means->of(labels).reshape({-1, x0.size(1)}).expand_as(x0);
   const double sigma = s.candidates.front();
   if (std::isinf(sigma)) return at::zeros_like(x0);
-  return x0 * (1.0 - sigma / std::sqrt(1.0 + sigma * sigma));
+  return x0 * zero_mean_x0_factor(sigma);
 }
 
 // Adds one batch's summed per-trajectory errors into `sum` ((K+1)², i < j).
@@ -117,7 +111,7 @@ Tensor afs_denoised(const Search& s, const Tensor& x0, const Tensor& labels) {
 void batch_costs(const Search& s, ModelDenoiser& model_den, int64_t first, int64_t count,
                  std::vector<std::vector<double>>& sum, Tensor& ends) {
   const ModelMeta& meta = s.model.meta();
-  const auto dtype = s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
+  const auto dtype = s.cfg.solver.state_dtype();
   const int k = static_cast<int>(s.candidates.size()) - 1, per = (static_cast<int>(s.fine.size()) - 1) / k;
   const Tensor eps = make_noise(s.tc.seed, first, count, meta.sample_shape).to(dtype);
   const std::vector<int64_t> l = sample_labels(s.cfg.sampling.labels, s.tc.seed, meta.num_classes, meta.sample_shape,
@@ -202,7 +196,7 @@ Teacher teacher_run(const Search& s, const TuneProgressFn& progress) {
   }
   const size_t n = s.candidates.size();
   Teacher t{std::vector<std::vector<double>>(n, std::vector<double>(n, 0.0)), at::empty({total, dim}, at::kFloat)};
-  ModelDenoiser den(s.model, s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat);
+  ModelDenoiser den(s.model, s.cfg.solver.state_dtype());
   const int64_t batch = s.cfg.sampling.batch_size;
   for (int64_t first = 0; first < total; first += batch) {
     batch_costs(s, den, first, std::min(batch, total - first), t.cost, t.ends);
@@ -232,7 +226,7 @@ double path_cost(const std::vector<std::vector<double>>& cost, const std::vector
 // teacher's end, the measure `compare` takes against its reference.
 double end_error(const Search& s, ModelDenoiser& den, const Grid& grid, const Tensor& ends) {
   const ModelMeta& meta = s.model.meta();
-  const auto dtype = s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat;
+  const auto dtype = s.cfg.solver.state_dtype();
   const int64_t total = s.refine, batch = s.cfg.sampling.batch_size;
   double sq = 0;
   for (int64_t first = 0; first < total; first += batch) {
@@ -304,7 +298,7 @@ Refined refine(const Search& s, const std::vector<int>& path, const Tensor& ends
       throw std::logic_error("schedule '" + s.cfg.schedule.schedule->name + "' at " +
                              std::to_string(kLattice * s.tc.points) + " steps does not hold its candidates");
   }
-  ModelDenoiser den(s.model, s.cfg.solver.precision == "float64" ? at::kDouble : at::kFloat);
+  ModelDenoiser den(s.model, s.cfg.solver.state_dtype());
   r.before = r.after = end_error(s, den, grid_of(r.indices), ends);
   r.evaluations = 1;
   const auto error = [&](const std::vector<int>& q) {
@@ -434,7 +428,7 @@ json run_tune(const Config& cfg, const fs::path& out, const TuneProgressFn& prog
                         {"per_step", per_step},
                         {"schedule_own_grid", own}}},
               {"refine", refined},
-              {"seconds", std::chrono::duration<double>(Clock::now() - t0).count()}};
+              {"seconds", seconds_since(t0)}};
   fs::create_directories(out.parent_path().empty() ? fs::path(".") : out.parent_path());
   write_file_atomic(out, rec.dump(2) + "\n");
   spdlog::info("tuned grid {}: DP summed step error {:.4g}{}", grid_json(grid).dump(), path_cost(cost, path),

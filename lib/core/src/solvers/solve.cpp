@@ -14,13 +14,15 @@ namespace {
 Tensor copy_like(const Tensor& v, const Tensor& x) { return at::empty_like(x).copy_(v.expand_as(x)); }
 }  // namespace
 
+double zero_mean_norm(double sigma) { return std::sqrt(1.0 + sigma * sigma); }
+double zero_mean_x0_factor(double sigma) { return std::isinf(sigma) ? 0.0 : 1.0 - sigma / zero_mean_norm(sigma); }
+
 Tensor GridEval::afs_denoised(const Tensor& x) const {
   if (afs_x0_.defined()) return copy_like(afs_x0_, x);
   const double t0 = grid_[0];
   const double alpha = time_->alpha(t0);
   if (alpha == 0) return at::zeros_like(x);  // the zero-mean rule's limit at σ̃ = ∞
-  const double s = time_->sigma(t0) / alpha;
-  return x * ((1.0 - s / std::sqrt(1.0 + s * s)) / alpha);
+  return x * (zero_mean_x0_factor(time_->sigma(t0) / alpha) / alpha);
 }
 
 Denoised GridEval::denoise_in_time(const Tensor& x, double t, bool with_feature) const {
@@ -43,7 +45,7 @@ Tensor GridEval::d(const Tensor& x, int i) const {
   if (time_) return time_derivative(x, x0(x, i), t);
   if (analytic(i)) {
     if (afs_x0_.defined()) return (x - afs_x0_) / t;
-    return x / std::sqrt(1.0 + t * t);
+    return x / zero_mean_norm(t);
   }
   return velocity(den_, x, t);
 }

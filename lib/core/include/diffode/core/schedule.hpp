@@ -1,5 +1,6 @@
 #pragma once
 // The schedule registry: name -> pure function (steps, parameters, range) -> sigma grid.
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +57,13 @@ Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRang
 
 // A schedule that fixes the number of steps itself (custom, tuned): that number.
 std::optional<int> fixed_steps(const ScheduleSpec& spec);
+
+// A grid as records write it: its sigmas, "inf" for an infinite first point.
+nlohmann::json grid_json(const Grid& g);
+
+// A schedule as records name it: {"name", and the parameters that shaped the grid: "rho",
+// "beta_min", "beta_max" where the schedule takes them}.
+nlohmann::json schedule_json(const ScheduleSpec& spec);
 
 // Whether the schedule picks trained timesteps of a discrete process (linspace, leading,
 // trailing) rather than points of a formula.

@@ -57,6 +57,12 @@ class FixedStep final : public StepPredictor {
   double r_, c_, a_;
 };
 
+// AFS's zero-mean rule (DESIGN.md §4): the first direction is d_0 = ε̂ ≈ x̃ / √(1 + σ̃²), what
+// a zero data mean gives, with no model call. zero_mean_norm(σ̃) = √(1 + σ̃²);
+// zero_mean_x0_factor(σ̃) = 1 − σ̃/√(1 + σ̃²), so that D ≈ x̃ · factor (0 at σ̃ = ∞).
+double zero_mean_norm(double sigma);
+double zero_mean_x0_factor(double sigma);
+
 // Per-sample values v [B] as [B, 1, ...] in x's dtype, to broadcast over a batch x.
 Tensor per_sample(const Tensor& v, const Tensor& x);
 

@@ -55,6 +55,7 @@ struct SolverConfig {
   bool learned_last() const { return last_interval == LastInterval::learned; }
   const char* last_interval_name() const { return learned_last() ? "learned" : "base"; }
   const SolverInfo& info() const { return *solver; }
+  at::ScalarType state_dtype() const;  // of `precision`
   // The planner's AFS choice: fixed by `afs`, or free (unset).
   std::optional<bool> afs_choice() const {
     return afs ? std::optional<bool>(*afs != Afs::off) : std::nullopt;
@@ -67,6 +68,9 @@ Space default_space(const SolverInfo& solver, const Process& process);
 // The solver config's space for the process; ConfigError at `where` (the solver section)
 // for "time" with a solver that cannot take it.
 Space resolve_space(const SolverConfig& s, const Process& process, const Where& where);
+// `path` with every "{nfe}" replaced by the NFE (per-NFE predictor and tuned-grid files).
+std::string with_nfe(std::string path, int nfe);
+
 const char* space_name(Space s);
 
 // AMED predictor distillation (`diffode distill`, DESIGN.md §4).

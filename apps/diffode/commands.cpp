@@ -119,7 +119,7 @@ using CommandRun = std::function<RunOutcome(const Config&, const fs::path&, cons
 
 // Runs one config, or a batch (several configs, or a sweep) with an index; prints each run's
 // tables (in a batch under the run's name) and the output directory.
-int run_configs(const SampleArgs& args, const CommandRun& run) {
+int run_configs(const ConfigArgs& args, const CommandRun& run) {
   const std::vector<NamedConfig> runs = load_run_set(args.configs, args.sets);
   RunOptions opt;
   opt.resume = args.resume;
@@ -151,13 +151,13 @@ int run_configs(const SampleArgs& args, const CommandRun& run) {
 
 }  // namespace
 
-int cmd_sample(const SampleArgs& args) {
+int cmd_sample(const ConfigArgs& args) {
   return run_configs(args, [](const Config& cfg, const fs::path& dir, const RunOptions& o) {
     return RunOutcome{run_sample(cfg, dir, o), ""};
   });
 }
 
-int cmd_compare(const SampleArgs& args) {
+int cmd_compare(const ConfigArgs& args) {
   return run_configs(args, [](const Config& cfg, const fs::path& dir, const RunOptions& o) {
     const CompareResult result = run_compare(cfg, dir, o);
     return RunOutcome{to_json(result), compare_markdown(result)};
@@ -191,7 +191,7 @@ int cmd_merge(const std::vector<fs::path>& dirs, const std::optional<fs::path>& 
   return 0;
 }
 
-int cmd_distill(const SampleArgs& args) {
+int cmd_distill(const ConfigArgs& args) {
   if (args.configs.size() != 1) throw InputError("distill: give one config (-c FILE), got " + std::to_string(args.configs.size()));
   if (!args.shard.empty() || args.resume)
     throw InputError("distill: --shard and --resume are for sample and compare (a re-run of distill continues by itself)");
@@ -211,7 +211,7 @@ int cmd_distill(const SampleArgs& args) {
   return 0;
 }
 
-int cmd_tune(const SampleArgs& args) {
+int cmd_tune(const ConfigArgs& args) {
   if (args.configs.size() != 1) throw InputError("tune: give one config (-c FILE), got " + std::to_string(args.configs.size()));
   if (!args.out) throw InputError("tune: give the grid file to write (-o FILE)");
   const Config cfg = load_config(args.configs.front(), args.sets);

@@ -1,5 +1,5 @@
 #pragma once
-// The CLI's subcommands: argument handling and printing only; the work is in diffode::core.
+// The CLI's subcommands: argument handling and printing only; the work is in diffode::runs.
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -7,7 +7,8 @@
 
 namespace diffode::cli {
 
-struct SampleArgs {
+// The arguments of a command that runs configs: sample, compare, distill and tune.
+struct ConfigArgs {
   std::vector<std::filesystem::path> configs;  // several, or one with a sweep: a batch run
   std::vector<std::string> sets;
   std::optional<std::filesystem::path> out;
@@ -15,12 +16,12 @@ struct SampleArgs {
   bool resume = false;
 };
 
-int cmd_sample(const SampleArgs& args);
-int cmd_compare(const SampleArgs& args);
+int cmd_sample(const ConfigArgs& args);
+int cmd_compare(const ConfigArgs& args);
 int cmd_merge(const std::vector<std::filesystem::path>& dirs, const std::optional<std::filesystem::path>& out);
 int cmd_info(const std::filesystem::path& model);
-int cmd_distill(const SampleArgs& args);
-int cmd_tune(const SampleArgs& args);
+int cmd_distill(const ConfigArgs& args);
+int cmd_tune(const ConfigArgs& args);
 
 struct EvalArgs {
   std::filesystem::path samples;   // a run directory (samples.npy + manifest.json) or an .npy file

@@ -1,5 +1,5 @@
-// The `sample` run on disk: batches streamed into parts/, finished into the outputs of
-// DESIGN.md §8; shards of a run and their merge; the lock and resume rules.
+// The `sample` run on disk: batches streamed into parts/ (or a shard's), then assembled
+// into the outputs of DESIGN.md §8 (assemble.cpp); the lock and resume rules.
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -18,13 +18,10 @@
 #include "diffode/core/denoiser.hpp"
 #include "diffode/core/error.hpp"
 #include "diffode/io/atomic_file.hpp"
-#include "diffode/io/npy.hpp"
-#include "diffode/io/png.hpp"
 #include "diffode/io/json_file.hpp"
-#include "diffode/core/quality.hpp"
 #include "diffode/runs/run.hpp"
 #include "diffode/runs/sampler.hpp"
-#include "images.hpp"
+#include "assemble.hpp"
 #include "run_dir.hpp"
 #include "clock.hpp"
 
@@ -57,116 +54,6 @@ std::string number_text(double v) { return std::isinf(v) ? "inf" : json(v).dump(
 std::pair<int64_t, int64_t> shard_batches(const Shard& shard, int64_t n_batches) {
   return {n_batches * shard.index / shard.count, n_batches * (shard.index + 1) / shard.count};
 }
-
-// What the outputs need of the model's metadata.
-struct SampleForm {
-  std::vector<int64_t> shape;
-  double lo, hi;  // data range
-  int64_t num_classes;
-};
-SampleForm form_of(const ModelMeta& m) { return {m.sample_shape, m.data_lo, m.data_hi, m.num_classes}; }
-// The same from a run record's "model"/"metadata" (a shard's, for merge).
-SampleForm form_of(const json& meta) {
-  return {meta["sample_shape"].get<std::vector<int64_t>>(), meta["data_range"][0].get<double>(),
-          meta["data_range"][1].get<double>(), meta.value("num_classes", int64_t{0})};
-}
-
-// The finished outputs of a run from its complete parts: samples.npy, samples/<seed>.png,
-// grid.png, manifest.json. Everything written depends only on the config (`run` is its
-// identity) and the parts' bytes, so one machine, shards and resumed runs give the same files.
-json finish_run(const Config& cfg, const json& run, const SampleForm& form, const std::vector<fs::path>& part_files,
-                const fs::path& out_dir, const std::optional<Evaluation>& eval) {
-  const std::vector<int64_t>& shape = form.shape;
-  const double lo = form.lo, hi = form.hi;
-  const int64_t num_classes = form.num_classes;
-  const int64_t n = cfg.sampling.num_samples, seed = cfg.sampling.seed;
-  const std::vector<int64_t> labels = run_labels(cfg, num_classes, shape, 0, n);
-
-  std::optional<QualityMeter> meter;
-  if (eval) meter.emplace(eval->features);
-  std::vector<int64_t> npy_shape = {n};
-  npy_shape.insert(npy_shape.end(), shape.begin(), shape.end());
-  std::optional<AtomicFile> npy;
-  if (cfg.output.npy) {
-    npy.emplace(out_dir / "samples.npy");
-    npy->write(npy_header(npy_shape));
-  }
-  if (cfg.output.png) fs::create_directories(out_dir / "samples");
-  std::vector<Image> tiles;
-  std::vector<float> points;
-  std::vector<std::string> files;
-  int64_t k = 0;
-  for (const auto& file : part_files) {
-    const NpyArray part = read_npy(file);
-    const int64_t count = part.shape.at(0);
-    std::vector<int64_t> part_shape = part.shape;
-    const Tensor x = at::from_blob(const_cast<float*>(part.data.data()), part_shape, at::kFloat);
-    if (meter)
-      meter->add(x, labels.empty() ? labels : std::vector<int64_t>(labels.begin() + k, labels.begin() + k + count),
-                 num_classes);
-    if (npy) npy->write(part.data.data(), part.data.size() * sizeof(float));
-    for (int64_t i = 0; i < count; ++i, ++k) {
-      if (is_point_shape(shape)) {
-        points.insert(points.end(), part.data.begin() + 2 * i, part.data.begin() + 2 * i + 2);
-        continue;
-      }
-      if (!is_image_shape(shape)) continue;
-      if (static_cast<int64_t>(tiles.size()) >= cfg.output.grid_max && !cfg.output.png) continue;
-      Image img = to_image(x[i], lo, hi);
-      if (cfg.output.png) write_file_atomic(out_dir / ("samples/" + std::to_string(seed + k) + ".png"), encode_png(img));
-      if (static_cast<int64_t>(tiles.size()) < cfg.output.grid_max) tiles.push_back(std::move(img));
-    }
-  }
-  if (k != n) throw std::logic_error("finish_run: parts hold " + std::to_string(k) + " samples, expected " + std::to_string(n));
-  if (npy) {
-    npy->commit();
-    files.push_back("samples.npy");
-  }
-  if (cfg.output.png)
-    for (int64_t i = 0; i < n; ++i) files.push_back("samples/" + std::to_string(seed + i) + ".png");
-  if (!tiles.empty() || !points.empty()) {
-    const Image grid = points.empty() ? tile(tiles, cfg.output.grid_cols) : scatter(points, lo, hi);
-    write_file_atomic(out_dir / "grid.png", encode_png(grid, "diffode", run.dump()));
-    files.push_back("grid.png");
-  } else {
-    spdlog::info("sample shape {} is neither an image nor a 2-D point: no grid.png", json(shape).dump());
-  }
-  json quality = nullptr;
-  if (meter) {
-    const double fd = frechet_distance(meter->stats(), eval->reference.stats);
-    const auto agreement = meter->class_agreement();
-    quality = {{"frechet_distance", fd},
-               {"class_agreement", agreement ? json(*agreement) : json(nullptr)},
-               {"samples", meter->count()},
-               {"feature_model", {{"path", cfg.eval->features.string()}, {"sha256", eval->features.sha256()}}},
-               {"reference_stats", cfg.eval->stats.string()}};
-    spdlog::info("Fréchet distance {:.4f} over {} samples{}", fd, meter->count(),
-                 agreement ? fmt::format(", class agreement {:.1f}%", 100 * *agreement) : "");
-  }
-  json manifest = {
-      {"run", run},
-      {"seeds", {{"first", seed}, {"count", n}, {"rule", "sample k uses seed first + k"}}},
-      {"labels", labels},
-      {"files", files},
-      {"quality", quality},
-  };
-  write_file_atomic(out_dir / "manifest.json", manifest.dump(2) + "\n");
-  return manifest;
-}
-
-// True if out_dir holds a complete run whose identity equals `run`.
-bool run_complete(const fs::path& out_dir, const json& run) {
-  const json m = read_json_file(out_dir / "manifest.json");
-  if (!m.is_object() || !m.contains("run") || m["run"] != run || !m.contains("files")) return false;
-  std::error_code ec;
-  for (const auto& f : m["files"])
-    if (!f.is_string() || !fs::exists(out_dir / f.get<std::string>(), ec)) return false;
-  return true;
-}
-
-}  // namespace
-
-namespace {
 
 // The batches a run (or its shard) still has to sample: the first sample of each.
 struct BatchPlan {
@@ -332,145 +219,6 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   remove_parts(dir);
   created.keep();
   spdlog::info("{} samples in {:.2f} s -> {}", cfg.sampling.num_samples, sampled.seconds, dir.string());
-  return manifest;
-}
-
-// ---------------------------------------------------------------- merge
-
-std::vector<fs::path> shard_dirs_in(const fs::path& dir) {
-  std::vector<fs::path> found;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.is_directory() && e.path().filename().string().rfind("shard-", 0) == 0) found.push_back(e.path());
-  std::sort(found.begin(), found.end());
-  return found;
-}
-
-namespace {
-
-// Every shard folder named, directly or as shard-*-of-* inside a run folder.
-std::vector<fs::path> shard_folders(const std::vector<fs::path>& dirs) {
-  std::vector<fs::path> shard_dirs;
-  for (const auto& d : dirs) {
-    std::error_code ec;
-    if (!fs::is_directory(d, ec)) throw InputError("merge: " + d.string() + " is not a directory");
-    if (fs::exists(d / "shard.json") || fs::exists(d / "parts")) {
-      shard_dirs.push_back(d);
-      continue;
-    }
-    const std::vector<fs::path> found = shard_dirs_in(d);
-    if (found.empty()) throw InputError("merge: " + d.string() + " holds no shards (shard-I-of-N folders from --shard)");
-    shard_dirs.insert(shard_dirs.end(), found.begin(), found.end());
-  }
-  return shard_dirs;
-}
-
-// One shard folder's record (shard.json), checked to be whole and to match its batch files.
-json read_shard_record(const fs::path& d) {
-  const json s = read_json_file(d / "shard.json");
-  if (!s.is_object())
-    throw InputError("merge: " + d.string() + " is incomplete (no shard.json: its sampling did not finish); re-run "
-                     "that shard with --resume");
-  const bool well_formed = s.contains("run") && s["run"].is_object() && s.contains("shard") &&
-                           s["shard"].value("index", json()).is_number_integer() &&
-                           s["shard"].value("count", json()).is_number_integer() && s.contains("batches") &&
-                           s["batches"].value("first", json()).is_number_integer() &&
-                           s["batches"].value("last", json()).is_number_integer();
-  if (!well_formed) throw InputError("merge: " + (d / "shard.json").string() + ": not a shard record written by diffode");
-  if (read_json_file(d / "parts" / "run.json") != s["run"])
-    throw InputError("merge: " + d.string() + ": its batch files belong to another run than its shard.json (it was "
-                     "re-run with another config); re-run that shard");
-  const int idx = s["shard"]["index"].get<int>(), n = s["shard"]["count"].get<int>();
-  if (n < 1 || idx < 0 || idx >= n)
-    throw InputError("merge: " + (d / "shard.json").string() + ": shard " + std::to_string(idx) + " of " +
-                     std::to_string(n) + " is out of range");
-  return s;
-}
-
-// The shards of one run, each locked while it is merged, by index; all of them present.
-struct ShardSet {
-  json run;
-  int count = 0;
-  std::map<int, std::pair<fs::path, json>> shards;
-  std::vector<std::unique_ptr<DirLock>> locks;  // no shard may change while it is merged
-};
-ShardSet read_shards(const std::vector<fs::path>& shard_dirs) {
-  ShardSet set;
-  fs::path run_from;
-  std::vector<fs::path> seen;
-  for (const auto& d : shard_dirs) {
-    const fs::path canonical = fs::weakly_canonical(d);
-    if (std::find(seen.begin(), seen.end(), canonical) != seen.end())
-      throw InputError("merge: shard folder " + d.string() + " is given twice");
-    seen.push_back(canonical);
-    set.locks.push_back(std::make_unique<DirLock>(d));
-    const json s = read_shard_record(d);
-    const int idx = s["shard"]["index"].get<int>(), n = s["shard"]["count"].get<int>();
-    if (set.run.is_null()) {
-      set.run = s["run"];
-      run_from = d;
-      set.count = n;
-    } else if (s["run"] != set.run) {
-      throw InputError("merge: " + d.string() + " and " + run_from.string() + " come from different runs: " +
-                       first_difference(set.run, s["run"]));
-    } else if (n != set.count) {
-      throw InputError("merge: " + d.string() + " is one of " + std::to_string(n) + " shards, " + run_from.string() +
-                       " one of " + std::to_string(set.count));
-    }
-    if (set.shards.count(idx))
-      throw InputError("merge: shard " + std::to_string(idx) + " of " + std::to_string(n) + " is given twice: " +
-                       set.shards[idx].first.string() + " and " + d.string());
-    set.shards[idx] = {d, s};
-  }
-  std::string missing;
-  for (int i = 0; i < set.count; ++i)
-    if (!set.shards.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
-  if (!missing.empty())
-    throw InputError("merge: shards missing: " + missing + " of " + std::to_string(set.count) + " (expected folders " +
-                     shard_dir_name({std::stoi(missing.substr(0, missing.find(','))), set.count}) + " ...)");
-  return set;
-}
-
-// The batch files of every shard, in sample order, each checked to be whole.
-std::vector<fs::path> shard_batch_files(const ShardSet& set, const Config& cfg) {
-  const int64_t n = cfg.sampling.num_samples, batch = cfg.sampling.batch_size;
-  const std::string digest = run_digest(set.run);
-  std::vector<fs::path> files;
-  for (const auto& [idx, entry] : set.shards) {
-    const auto& [d, s] = entry;
-    for (int64_t b = s["batches"]["first"].get<int64_t>(); b < s["batches"]["last"].get<int64_t>(); ++b) {
-      const int64_t first = b * batch;
-      const fs::path f = d / "parts" / part_name(first);
-      if (!part_complete(f, first, std::min(batch, n - first), set.run["model"]["metadata"]["sample_shape"], digest))
-        throw InputError("merge: " + d.string() + ": batch file " + f.filename().string() +
-                         " is missing, truncated or not this run's (its check digests differ); re-run that shard");
-      files.push_back(f);
-    }
-  }
-  return files;
-}
-
-}  // namespace
-
-json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
-  const auto t_start = Clock::now();
-  set_threads(0);
-  c10::InferenceMode inference;
-  const ShardSet set = read_shards(shard_folders(dirs));
-  const Config cfg = parse_config(set.run["config"], "merge", "/");  // the run's config, from its shards' record
-  const SampleForm form = form_of(set.run["model"]["metadata"]);
-  const std::vector<fs::path> files = shard_batch_files(set, cfg);
-  json shard_timings = json::array();
-  for (const auto& [idx, entry] : set.shards) shard_timings.push_back(entry.second["timings"]);
-  CreatedDirs created;
-  check_writable_dir(out_dir, created);
-  const DirLock lock(out_dir);
-  remove_stale_temporaries(out_dir);
-  const json manifest = finish_run(cfg, set.run, form, files, out_dir, load_evaluation(cfg, form.shape));
-  write_file_atomic(out_dir / "timings.json",
-                    json({{"shards", shard_timings}, {"merge_s", seconds_since(t_start)}}).dump(2) + "\n");
-  created.keep();
-  spdlog::info("merged {} shards ({} samples) -> {}", set.count, cfg.sampling.num_samples, out_dir.string());
   return manifest;
 }
 

@@ -17,13 +17,18 @@ namespace {
 std::string errno_text() { return std::strerror(errno); }
 }  // namespace
 
+fs::path temporary_name(const fs::path& path) {
+  std::random_device rd;
+  fs::path tmp = path;
+  tmp += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 1000000);
+  return tmp;
+}
+
 AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
   std::error_code dir_ec;
   if (fs::is_directory(path_, dir_ec))
     throw InputError(path_.string() + " is a directory: give a file name to write to");
-  std::random_device rd;
-  tmp_ = path_;
-  tmp_ += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 1000000);
+  tmp_ = temporary_name(path_);
   f_ = std::fopen(tmp_.c_str(), "wb");
   if (!f_) throw OutputError("cannot create " + tmp_.string() + ": " + errno_text());
 }

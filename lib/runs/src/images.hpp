@@ -1,6 +1,6 @@
 #pragma once
 // Pictures of samples: images from tensors, tiled grids, 2-D scatter plots and text
-// labels (internal to diffode::core; PNG encoding is in io.hpp).
+// labels (internal to diffode::runs; PNG encoding is io's png.hpp).
 #include <ATen/core/Tensor.h>
 
 #include <string>

@@ -6,9 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <limits>
 
 #include "diffode/core/error.hpp"
+#include "diffode/io/atomic_file.hpp"
 
 namespace diffode {
 
@@ -106,20 +109,17 @@ void draw(const std::vector<PlotSeries>& series, const std::string& x_label, con
 void plot_loglog(const std::vector<PlotSeries>& series, const std::string& x_label, const std::string& y_label,
                  const std::string& title, const fs::path& svg, const fs::path& png) {
   for (const auto& [device, file] : {std::pair<const char*, fs::path>{"svg", svg}, {"pngcairo", png}}) {
-    fs::path tmp = file;
-    tmp += ".tmp-" + std::to_string(::getpid());
-    draw(series, x_label, y_label, title, device, tmp);  // the plot is complete once its stream is destroyed
+    // PLplot writes to a file name: it draws into a scratch file, whose bytes are then
+    // written like every other output (temporary, fsync, rename).
+    const fs::path scratch = temporary_name(file);
+    draw(series, x_label, y_label, title, device, scratch);  // the plot is complete once its stream is destroyed
+    std::ifstream in(scratch, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
     std::error_code ec;
-    if (!fs::exists(tmp, ec) || fs::file_size(tmp, ec) == 0) {
-      fs::remove(tmp, ec);
-      throw OutputError("cannot write " + file.string() + " (PLplot device " + device + ")");
-    }
-    fs::rename(tmp, file, ec);
-    if (ec) {
-      const std::string why = ec.message();  // before remove() overwrites ec
-      fs::remove(tmp, ec);
-      throw OutputError("cannot rename onto " + file.string() + ": " + why);
-    }
+    fs::remove(scratch, ec);
+    if (bytes.str().empty()) throw OutputError("cannot write " + file.string() + " (PLplot device " + device + ")");
+    write_file_atomic(file, bytes.str());
   }
 }
 

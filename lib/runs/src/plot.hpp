@@ -1,5 +1,5 @@
 #pragma once
-// Line plots on log axes, drawn with PLplot (internal to diffode::core).
+// Line plots on log axes, drawn with PLplot (internal to diffode::runs).
 #include <filesystem>
 #include <string>
 #include <vector>

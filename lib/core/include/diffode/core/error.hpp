@@ -1,5 +1,5 @@
 #pragma once
-// Error kinds shared by the library and the CLI.
+// Error kinds shared by every layer and the CLI, and the text of names in messages.
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -40,10 +40,10 @@ class OutputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// The registered name closest to `name` (edit distance), or "" if none is close.
 // Text for a message, cut to max_chars with its full length said.
 std::string text_excerpt(const std::string& text, size_t max_chars = 200);
 
+// The registered name closest to `name` (edit distance), or "" if none is close.
 std::string nearest_name(const std::string& name, const std::vector<std::string>& candidates);
 
 // "unknown solver 'hen' (did you mean 'heun'?); valid: euler, heun, ..."

@@ -26,6 +26,10 @@ class AtomicFile {
   std::FILE* f_ = nullptr;
 };
 
+// The temporary a write of `path` goes to first: "<path>.tmp-<pid>-<n>" in the same folder
+// (a later run into the folder removes those a killed one left).
+std::filesystem::path temporary_name(const std::filesystem::path& path);
+
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
 
 

@@ -235,10 +235,31 @@ Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range) {
   return g;
 }
 
-// The student's grid with m extra points in each interval: the schedule itself at
-// N·(m+1) steps when that contains the student's points, else geometric (linear into
-// σ = 0) insertion.
-Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range) {
+bool same_sigma(double a, double b) { return a == b || std::abs(a - b) <= 1e-9 * std::abs(b); }
+
+bool passes_through(const Grid& fine, const Grid& g) {
+  if (g.size() < 2 || fine.size() < g.size() || (fine.size() - 1) % (g.size() - 1) != 0) return false;
+  const size_t per = (fine.size() - 1) / (g.size() - 1);
+  for (size_t i = 0; i < g.size(); ++i)
+    if (!same_sigma(fine[i * per], g[i])) return false;
+  return true;
+}
+
+namespace {
+
+// The schedule itself at N·(m+1) steps with g's points in it, when it passes through them.
+std::optional<Grid> schedule_refinement(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range) {
+  if (fixed_steps(spec)) return std::nullopt;
+  const int n = static_cast<int>(g.size()) - 1;
+  Grid fine = make_grid(spec, n * (m + 1), range);
+  if (!passes_through(fine, g)) return std::nullopt;
+  for (int i = 0; i <= n; ++i) fine[static_cast<size_t>(i * (m + 1))] = g[static_cast<size_t>(i)];
+  return fine;
+}
+
+}  // namespace
+
+Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range, Inside inside) {
   const int n = static_cast<int>(g.size()) - 1;
   // Points inside an interval into σ = 0: linear, or on a discrete process (no time below
   // its table) geometric towards the table's smallest sigma.
@@ -246,28 +267,21 @@ Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRang
   auto to_zero = [table_min](double a, double u) {
     return table_min > 0 && a > table_min ? a * std::pow(table_min / a, u) : a * (1 - u);
   };
-  if (!fixed_steps(spec)) {
-    Grid fine = make_grid(spec, n * (m + 1), range);
-    bool contains = true;
-    for (int i = 0; i <= n; ++i) {
-      const double a = fine[static_cast<size_t>(i * (m + 1))], b = g[static_cast<size_t>(i)];
-      contains = contains && (a == b || std::abs(a - b) <= 1e-9 * std::abs(b));
-    }
-    if (contains) {
-      for (int i = 0; i <= n; ++i) fine[static_cast<size_t>(i * (m + 1))] = g[static_cast<size_t>(i)];
-      return fine;
-    }
-  }
+  const std::optional<Grid> own = schedule_refinement(g, m, spec, range);
   Grid fine;
   for (int i = 0; i < n; ++i) {
     const double a = g[static_cast<size_t>(i)], b = g[static_cast<size_t>(i) + 1];
-    if (std::isinf(a))
+    const bool geometric = inside == Inside::geometric && !std::isinf(a) && b > 0;
+    if (!geometric && !own && std::isinf(a))
       throw InputError("cannot place teacher points between sigma inf and " + std::to_string(b) + " on schedule '" +
                        spec.schedule->name + "': use a schedule given by a formula (e.g. time_uniform)");
     fine.push_back(a);
     for (int k = 1; k <= m; ++k) {
       const double u = static_cast<double>(k) / (m + 1);
-      fine.push_back(b > 0 ? a * std::pow(b / a, u) : to_zero(a, u));
+      if (geometric || (!own && b > 0))
+        fine.push_back(a * std::pow(b / a, u));
+      else
+        fine.push_back(own ? (*own)[static_cast<size_t>(i * (m + 1) + k)] : to_zero(a, u));
     }
   }
   fine.push_back(g.back());

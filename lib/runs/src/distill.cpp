@@ -87,6 +87,24 @@ double point_weight(const Setup& s, int64_t j) {
   return (dc.normalize ? 1.0 / (1.0 + sigma * sigma) : 1.0) * (j == s.plan.steps ? dc.last_weight : 1.0);
 }
 
+// The distillation loss (DESIGN.md §4): Σ_j w_j·mean((x_j − y_j)²) / Σ_j w_j over the grid
+// points j added, w_j = point_weight; the student's against the teacher, and the teacher's
+// against its refined self (check_teacher).
+class WeightedDistance {
+ public:
+  explicit WeightedDistance(const Setup& s) : s_(s), sum_(at::zeros({}, at::TensorOptions().dtype(s.dtype))) {}
+  void add(const at::Tensor& x, const at::Tensor& y, int64_t j) {
+    sum_ = sum_ + (x - y).pow(2).mean() * point_weight(s_, j);
+    weights_ += point_weight(s_, j);
+  }
+  at::Tensor mean() const { return sum_ / weights_; }
+
+ private:
+  const Setup& s_;
+  at::Tensor sum_;
+  double weights_ = 0;
+};
+
 // The student's weighted mean squared distance to the teacher over one batch of trajectories.
 at::Tensor student_loss(const Setup& s, ModelDenoiser& den, const AmedPredictor& pred, const at::Tensor& traj,
                         const at::Tensor& labels) {
@@ -94,13 +112,9 @@ at::Tensor student_loss(const Setup& s, ModelDenoiser& den, const AmedPredictor&
   const int n = s.plan.steps;
   den.reset();
   den.set_condition(labels, s.cfg.sampling.guidance);
-  at::Tensor loss = at::zeros({}, at::TensorOptions().dtype(s.dtype));
-  double weights = 0;
+  WeightedDistance loss(s);
   auto target = [&](int64_t i) { return traj.select(1, i).to(s.dtype, false, true); };
-  auto add = [&](const at::Tensor& x, int64_t j) {
-    loss = loss + (x - target(j)).pow(2).mean() * point_weight(s, j);
-    weights += point_weight(s, j);
-  };
+  auto add = [&](const at::Tensor& x, int64_t j) { loss.add(x, target(j), j); };
   const bool afs = s.plan.afs && s.k0 == 0;
   const SolverOptions first_opt{afs, s.cfg.solver.max_order, &pred,
                                 s.plan.space == Space::time ? &s.model.meta().process : nullptr,
@@ -119,9 +133,8 @@ at::Tensor student_loss(const Setup& s, ModelDenoiser& den, const AmedPredictor&
           i + 1);
     }
   }
-  return loss / weights;
+  return loss.mean();
 }
-
 
 // ---------------------------------------------------------------- setup
 
@@ -140,21 +153,13 @@ void check_student(const Config& cfg) {
                      "set it to false");
 }
 
-// The student's grid with m extra points per interval: geometric (uniform in log σ̃) inside
-// every interval between positive points, where the schedule's own spacing can leave a long
-// last step in log σ̃ (VP time near σ_min: measured, dpmpp2m with 20 points per interval of
-// the 3-step vp_time grid to 0.002 is 5.5x closer to the reference so); an interval into 0
-// or from σ̃ = ∞ as refine_grid places them.
+// The student's grid with m extra points per interval (refine_grid): geometric (uniform in
+// log σ̃) inside every interval between positive points, where the schedule's own spacing
+// can leave a long last step in log σ̃ (VP time near σ_min: measured, dpmpp2m with 20
+// points per interval of the 3-step vp_time grid to 0.002 is 5.5x closer to the reference
+// so); an interval into 0 or from σ̃ = ∞ as the schedule places them.
 Grid teacher_grid(const Setup& s, int m) {
-  Grid fine = refine_grid(s.plan.grid, m, s.cfg.schedule, schedule_range(s.cfg, s.model));
-  const Grid& g = s.plan.grid;
-  for (size_t i = 0; i + 1 < g.size(); ++i) {
-    const double a = g[i], b = g[i + 1];
-    if (std::isinf(a) || b == 0) continue;
-    for (int k = 1; k <= m; ++k)
-      fine[i * static_cast<size_t>(m + 1) + static_cast<size_t>(k)] = a * std::pow(b / a, static_cast<double>(k) / (m + 1));
-  }
-  return fine;
+  return refine_grid(s.plan.grid, m, s.cfg.schedule, schedule_range(s.cfg, s.model), Inside::geometric);
 }
 
 // Stage 0: what the run works with, every check on the config and model made.
@@ -324,12 +329,10 @@ void check_teacher(const Setup& s, ModelDenoiser& den, const at::Tensor& val, do
   at::NoGradGuard no_grad;
   const int64_t c = std::min<int64_t>(dc.validation, 16);
   const at::Tensor a = teacher_states(s, den, teacher_grid(s, 2 * dc.teacher_points + 1), dc.trajectories, c);
-  double teacher_err = 0, weights = 0;  // weighted as the student's loss
-  for (int64_t j = s.k0 + 1; j <= s.plan.steps; ++j) {
-    teacher_err += (a.select(1, j) - val.slice(0, 0, c).select(1, j)).pow(2).mean().item<double>() * point_weight(s, j);
-    weights += point_weight(s, j);
-  }
-  teacher_err /= weights;
+  WeightedDistance err(s);  // as the student's loss
+  for (int64_t j = s.k0 + 1; j <= s.plan.steps; ++j)
+    err.add(a.select(1, j), val.slice(0, 0, c).select(1, j), j);
+  const double teacher_err = err.mean().item<double>();
   spdlog::info("untrained student (midpoint) validation loss {:.4g}; teacher vs. its twice-refined self {:.4g}",
                midpoint, teacher_err);
   if (!(teacher_err < 0.5 * midpoint))

@@ -91,6 +91,7 @@ struct Search {
   const TuneConfig& tc;
   const Model& model;
   StepPlan plan;      // the solver's plan at its NFE on the config's schedule (N, AFS, space)
+  SigmaRange range;   // the schedule's σ range (schedule_range, as the plan's)
   Grid candidates;    // the schedule at K steps
   Grid fine;          // the teacher's grid: candidates with M more points per interval
   Space teacher_space;
@@ -105,6 +106,10 @@ Tensor afs_denoised(const Search& s, const Tensor& x0, const Tensor& labels) {
   if (std::isinf(sigma)) return at::zeros_like(x0);
   return x0 * zero_mean_x0_factor(sigma);
 }
+
+// The config's schedule at `steps` steps on the search's σ range: the candidates (K steps)
+// and the refinement's lattice (kLattice·K).
+Grid schedule_grid(const Search& s, int steps) { return make_grid(s.cfg.schedule, steps, s.range); }
 
 // Adds one batch's summed per-trajectory errors into `sum` ((K+1)², i < j).
 // Also writes the teacher's end states (x̃ at the last candidate) into rows first.. of `ends`.
@@ -283,8 +288,7 @@ struct Refined {
 // cannot: the solver's order, its history and its first step as sampling takes them.
 constexpr int kLattice = 4;
 Refined refine(const Search& s, const std::vector<int>& path, const Tensor& ends) {
-  const ModelMeta& meta = s.model.meta();
-  const Grid lattice = make_grid(s.cfg.schedule, kLattice * s.tc.points, {meta.sigma_min, meta.sigma_max, meta.process});
+  const Grid lattice = schedule_grid(s, kLattice * s.tc.points);
   auto grid_of = [&](const std::vector<int>& q) {
     Grid g;
     for (int i : q) g.push_back(lattice[static_cast<size_t>(i)]);
@@ -292,12 +296,9 @@ Refined refine(const Search& s, const std::vector<int>& path, const Tensor& ends
   };
   Refined r;
   for (int i : path) r.indices.push_back(kLattice * i);
-  for (size_t i = 0; i < s.candidates.size(); ++i) {
-    const double a = lattice[kLattice * i], b = s.candidates[i];
-    if (!(a == b || std::abs(a - b) <= 1e-9 * std::abs(b)))
-      throw std::logic_error("schedule '" + s.cfg.schedule.schedule->name + "' at " +
-                             std::to_string(kLattice * s.tc.points) + " steps does not hold its candidates");
-  }
+  if (!passes_through(lattice, s.candidates))
+    throw std::logic_error("schedule '" + s.cfg.schedule.schedule->name + "' at " +
+                           std::to_string(kLattice * s.tc.points) + " steps does not hold its candidates");
   ModelDenoiser den(s.model, s.cfg.solver.state_dtype());
   r.before = r.after = end_error(s, den, grid_of(r.indices), ends);
   r.evaluations = 1;
@@ -325,15 +326,15 @@ Search make_search(const Config& cfg, const Model& model) {
                       "tune picks points of a schedule given by a formula (polynomial, logsnr, time_uniform, "
                       "vp_time), got '" + cfg.schedule.schedule->name + "'");
   const ModelMeta& meta = model.meta();
-  Search s{cfg, tc, model, plan_run(cfg, model), {}, {}, default_space(*tc.teacher, meta.process), std::nullopt, 0};
+  Search s{cfg, tc, model, plan_run(cfg, model), schedule_range(cfg, model), {}, {},
+           default_space(*tc.teacher, meta.process), std::nullopt, 0};
   if (s.plan.steps > tc.points)
     throw ConfigError(cfg.source, "/tune/points",
                       "the plan has " + std::to_string(s.plan.steps) + " steps, more than the " +
                           std::to_string(tc.points) + " candidate intervals; raise tune.points");
-  const SigmaRange range = schedule_range(cfg, model);
-  s.candidates = make_grid(cfg.schedule, tc.points, range);
+  s.candidates = schedule_grid(s, tc.points);
   try {
-    s.fine = refine_grid(s.candidates, tc.teacher_points, cfg.schedule, range);
+    s.fine = refine_grid(s.candidates, tc.teacher_points, cfg.schedule, s.range);
   } catch (const InputError& e) {
     throw ConfigError(cfg.source, "/tune/teacher_points", e.what());
   }

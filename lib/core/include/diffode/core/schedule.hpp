@@ -50,10 +50,27 @@ std::vector<std::string> schedule_names();
 // Throws InputError when the schedule cannot span the range (e.g. logsnr to sigma 0).
 Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range);
 
-// `g` with m extra points in each interval: the schedule itself at N·(m+1) steps when that
-// contains g's points, else geometric insertion σ_i·(σ_{i+1}/σ_i)^{k/(m+1)} (linear into
-// σ = 0). InputError for an interval from σ = inf that the schedule cannot refine.
-Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range);
+// Whether two computations of one grid point agree: equal, or within 1e-9 relative.
+bool same_sigma(double a, double b);
+
+// Whether `fine` passes through every point of `g`: N intervals of g, N·p of fine, and
+// fine's point i·p is g's point i (same_sigma).
+bool passes_through(const Grid& fine, const Grid& g);
+
+// Where refine_grid puts the points inside an interval between two positive σ's.
+enum class Inside {
+  schedule,   // as into 0 and from ∞ (below)
+  geometric,  // always σ_i·(σ_{i+1}/σ_i)^{k/(m+1)}: distillation's teacher points (DESIGN.md §4)
+};
+
+// `g` with m extra points in each interval (tune's teacher, distillation's teacher): the
+// schedule itself at N·(m+1) steps when that passes through g's points, else geometric
+// insertion σ_i·(σ_{i+1}/σ_i)^{k/(m+1)} (into σ = 0: linear, or on a discrete process
+// geometric towards its table's smallest σ); with Inside::geometric, geometric inside
+// every interval between positive σ's whatever the schedule. InputError for an interval
+// from σ = inf that the schedule cannot refine.
+Grid refine_grid(const Grid& g, int m, const ScheduleSpec& spec, const SigmaRange& range,
+                 Inside inside = Inside::schedule);
 
 // A schedule that fixes the number of steps itself (custom, tuned): that number.
 std::optional<int> fixed_steps(const ScheduleSpec& spec);

@@ -235,7 +235,9 @@ Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range) {
   return g;
 }
 
-bool same_sigma(double a, double b) { return a == b || std::abs(a - b) <= 1e-9 * std::abs(b); }
+bool same_sigma(double a, double b) {
+  return a == b || (std::isfinite(a) && std::isfinite(b) && std::abs(a - b) <= 1e-9 * std::abs(b));
+}
 
 bool passes_through(const Grid& fine, const Grid& g) {
   if (g.size() < 2 || fine.size() < g.size() || (fine.size() - 1) % (g.size() - 1) != 0) return false;

@@ -72,7 +72,7 @@ class Recorder final : public Denoiser {
   Tensor denoise(const Tensor& x, double sigma) override {
     Tensor d = inner_.denoise(x, sigma);
     for (size_t k = 0; k < points_.size(); ++k)
-      if (sigma == points_[k] || std::abs(sigma - points_[k]) <= 1e-9 * points_[k]) d_[k] = d.clone();
+      if (same_sigma(sigma, points_[k])) d_[k] = d.clone();
     return d;
   }
   Tensor denoise(const Tensor& x, const Tensor& sigma) override { return inner_.denoise(x, sigma); }
@@ -160,20 +160,24 @@ void batch_costs(const Search& s, ModelDenoiser& model_den, int64_t first, int64
 // The cache key: what determines the cost matrix.
 json cost_key(const Search& s) {
   const SamplingConfig& sc = s.cfg.sampling;
-  return {{"kind", "tune_costs"},
-          {"model_sha256", s.model.sha256()},
-          {"metadata", s.model.meta().json},
-          {"model_dtype", s.cfg.model.dtype},
-          {"precision", s.cfg.solver.precision},
-          {"candidates", grid_json(s.candidates)},
-          {"teacher", {{"name", s.tc.teacher->name}, {"points", s.tc.teacher_points},
-                       {"space", space_name(s.teacher_space)}}},
-          {"seed", s.tc.seed},
-          {"trajectories", s.tc.trajectories},
-          {"labels", to_json(sc.labels)},
-          {"guidance", sc.guidance},
-          {"afs", afs_json(s.cfg.solver, s.plan)},
-          {"measure", "ddim_vp_rms"}};
+  json key = {{"kind", "tune_costs"},
+              {"model_sha256", s.model.sha256()},
+              {"metadata", s.model.meta().json},
+              {"model_dtype", s.cfg.model.dtype},
+              {"precision", s.cfg.solver.precision},
+              {"candidates", grid_json(s.candidates)},
+              {"teacher", {{"name", s.tc.teacher->name}, {"points", s.tc.teacher_points},
+                           {"space", space_name(s.teacher_space)}}},
+              {"seed", s.tc.seed},
+              {"trajectories", s.tc.trajectories},
+              {"labels", to_json(sc.labels)},
+              {"guidance", sc.guidance},
+              {"afs", afs_json(s.cfg.solver, s.plan)},
+              {"measure", "ddim_vp_rms"}};
+  // From σ̃ = ∞ the costs of earlier versions took D at the first candidate from the wrong
+  // evaluation (any σ matched ∞): those caches are not this key's.
+  if (std::isinf(s.candidates.front())) key["d_at_infinity"] = "own";
+  return key;
 }
 
 // What the teacher trajectories give: the cost matrix and their end states [T, P] (float32).

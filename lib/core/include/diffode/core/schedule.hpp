@@ -50,7 +50,8 @@ std::vector<std::string> schedule_names();
 // Throws InputError when the schedule cannot span the range (e.g. logsnr to sigma 0).
 Grid make_grid(const ScheduleSpec& spec, int steps, const SigmaRange& range);
 
-// Whether two computations of one grid point agree: equal, or within 1e-9 relative.
+// Whether two computations of one grid point agree: equal, or finite and within 1e-9
+// relative (σ = ∞ is only itself).
 bool same_sigma(double a, double b);
 
 // Whether `fine` passes through every point of `g`: N intervals of g, N·p of fine, and

@@ -11,7 +11,7 @@ bash scripts/setup.sh --packages clang-14 libclang-rt-14-dev
 werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Release -DDIFFODE_FUZZ=ON \
   -DDIFFODE_WERROR="$werror" >/dev/null
-tests=(test_config test_io test_discrete test_solvers test_space)
+tests=(test_config test_io test_discrete test_solvers test_space test_schedule test_process)
 cmake --build build-san -j2 --target diffode fuzz_config fuzz_npy fuzz_process "${tests[@]}"
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 regex=$(IFS='|'; echo "^(${tests[*]})\\.|^fuzz\\.")

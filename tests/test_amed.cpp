@@ -1,5 +1,6 @@
 // AMED: the solvers against their training-free equivalents, per-sample σ and features in
-// the denoiser, predictor files and their checks, and distillation.
+// the denoiser, predictor files and their checks, and the plans that use them (distillation
+// itself: test_distill.cpp).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -8,7 +9,6 @@
 #include <fstream>
 
 #include "diffode/core/amed_predictor.hpp"
-#include "diffode/runs/distill.hpp"
 #include "diffode/core/error.hpp"
 #include "diffode/io/atomic_file.hpp"
 #include "diffode/core/denoiser.hpp"
@@ -304,147 +304,7 @@ TEST(AmedPredictorFile, UseWithAnotherModelStepsScheduleOrSolverIsRefused) {
   EXPECT_NE(error_of([&] { check_predictor(p, "p.pt", other); }).find("feature width 1"), std::string::npos);
 }
 
-// ---------------------------------------------------------------- distillation
-
-namespace {
-Config gmm_config(const std::string& solver, const fs::path& cache, int64_t iterations) {
-  ::setenv("DIFFODE_CACHE", cache.c_str(), 1);
-  json j = {{"model", {{"path", model_path("gmm2d.pt").string()}, {"threads", 1}}},
-            {"solver", {{"name", solver}, {"nfe", 5}}},
-            {"schedule", {{"name", "logsnr"}}},
-            {"distill", {{"trajectories", 512}, {"validation", 256}, {"batch_size", 128}, {"iterations", iterations},
-                         {"eval_every", 10}}}};
-  return parse_config(j, "gmm.json", ".");
-}
-}  // namespace
-
-TEST(AmedDistill, LowersTheErrorToTheTeacherOnGmm2d) {
-  TempDir tmp;
-  for (const char* solver : {"amed", "amed+ipndm"}) {
-    const fs::path out = tmp.path / (std::string(solver) + ".pt");
-    const json m = run_distill(gmm_config(solver, tmp.path / "cache", 60), out);
-    const double before = m["training"]["midpoint_validation_loss"], after = m["training"]["best_validation_loss"];
-    EXPECT_LT(after, 0.5 * before) << solver << " " << m.dump();
-    EXPECT_EQ(m["solver"], solver);
-    EXPECT_EQ(m["training"]["iterations_run"], 60);
-
-    // sampling with it uses it: the result differs from the untrained midpoint's
-    Config cfg = gmm_config(solver, tmp.path / "cache", 60);
-    const Model model = Model::load({cfg.model.path});
-    const StepPlan plan = plan_run(cfg, model);
-    const std::optional<AmedPredictor> p = load_run_predictor(
-        parse_config({{"model", {{"path", cfg.model.path.string()}}},
-                      {"solver", {{"name", solver}, {"nfe", 5}, {"predictor", out.string()}}},
-                      {"schedule", {{"name", "logsnr"}}}},
-                     "gmm.json", "."),
-        model, plan);
-    ASSERT_TRUE(p.has_value());
-    const FixedStep midpoint;
-    const Tensor eps = make_noise(0, 0, 256, {2}).to(at::kDouble);
-    ModelDenoiser den(model, at::kDouble);
-    const Tensor a = integrate(find_solver(solver), den, eps, plan.grid, {plan.afs, 0, &*p}, false);
-    const Tensor b = integrate(find_solver(solver), den, eps, plan.grid, {plan.afs, 0, &midpoint}, false);
-    EXPECT_GT(max_diff(a, b), 1e-3) << solver;
-  }
-}
-
-namespace {
-// Whether two predictor files hold the same parameters, bit for bit.
-bool same_parameters(const fs::path& a, const fs::path& b) {
-  const std::vector<Tensor> pa = AmedPredictor::load(a).parameters(), pb = AmedPredictor::load(b).parameters();
-  if (pa.size() != pb.size()) return false;
-  for (size_t k = 0; k < pa.size(); ++k)
-    if (!at::equal(pa[k], pb[k])) return false;
-  return true;
-}
-
-// A predictor's metadata less the time its training took, which two equal runs differ in.
-json without_seconds(json m) {
-  EXPECT_EQ(m["training"].erase("seconds"), 1u);
-  return m;
-}
-}  // namespace
-
-TEST(AmedDistill, DeterministicForASeed) {
-  TempDir tmp;
-  const Config cfg = gmm_config("amed+dpm2", tmp.path / "cache", 30);
-  const json a = run_distill(cfg, tmp.path / "a.pt");
-  const json b = run_distill(cfg, tmp.path / "b.pt");  // from the teacher trajectories a cached
-  // trained (not the midpoint it starts from), and the same bit for bit
-  const json& ta = a["training"];
-  EXPECT_LT(ta["best_validation_loss"].get<double>(), ta["midpoint_validation_loss"].get<double>());
-  EXPECT_TRUE(same_parameters(tmp.path / "a.pt", tmp.path / "b.pt"));
-  EXPECT_EQ(without_seconds(a), without_seconds(b));
-
-  // another seed: other teacher trajectories, initialisation and batches
-  Config other = cfg;
-  other.distill.seed += 1;
-  const json c = run_distill(other, tmp.path / "c.pt");
-  EXPECT_FALSE(same_parameters(tmp.path / "a.pt", tmp.path / "c.pt"));
-  EXPECT_NE(a["training"]["best_validation_loss"], c["training"]["best_validation_loss"]);
-}
-
-TEST(AmedDistill, ContinuesWhereItStopped) {
-  TempDir tmp;
-  const json a = run_distill(gmm_config("amed+dpm2", tmp.path / "cache", 30), tmp.path / "a.pt");
-  // a re-run with more iterations continues from the file
-  const json c = run_distill(gmm_config("amed+dpm2", tmp.path / "cache", 50), tmp.path / "a.pt");
-  EXPECT_EQ(c["training"]["iterations_run"], 50);
-  EXPECT_LE(c["training"]["best_validation_loss"].get<double>(), a["training"]["best_validation_loss"].get<double>());
-  EXPECT_EQ(c["training"]["midpoint_validation_loss"], a["training"]["midpoint_validation_loss"]);
-  EXPECT_GE(c["training"]["seconds"].get<double>(), a["training"]["seconds"].get<double>());
-  // and a file for another setting is not overwritten
-  const std::string msg = error_of([&] { run_distill(gmm_config("amed", tmp.path / "cache", 5), tmp.path / "a.pt"); });
-  EXPECT_NE(msg.find("exists and is not a predictor for this setting"), std::string::npos) << msg;
-  EXPECT_EQ(AmedPredictor::load(tmp.path / "a.pt").metadata()["training"], c["training"]);
-}
-
-TEST(AmedDistill, NeedsAnAmedStudentAndATrainingFreeTeacher) {
-  TempDir tmp;
-  EXPECT_NE(error_of([&] { run_distill(gmm_config("heun", tmp.path, 5), tmp.path / "x.pt"); })
-                .find("/solver/name: solver 'heun' uses no predictor"),
-            std::string::npos);
-  json j = {{"model", {{"path", model_path("gmm2d.pt").string()}}}, {"distill", {{"teacher", "amed"}}}};
-  EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); }).find("/distill/teacher: the teacher must be a training-free"),
-            std::string::npos);
-  j["distill"] = {{"teacher_points", 0}};
-  EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); }).find("/distill/teacher_points: must be >= 1"),
-            std::string::npos);
-  j["distill"] = json::object();
-  j["solver"] = {{"name", "heun"}, {"predictor", "p.pt"}};
-  EXPECT_NE(error_of([&] { parse_config(j, "c.json", "."); }).find("/solver/predictor: solver 'heun' takes no predictor"),
-            std::string::npos);
-  EXPECT_FALSE(fs::exists(tmp.path / "x.pt"));
-}
-
-TEST(AmedDistill, LearnsTheLastIntervalIntoZero) {
-  TempDir tmp;
-  Config cfg = gmm_config("amed", tmp.path / "cache", 40);
-  cfg.model.overrides["sigma_min"] = 0;
-  cfg.schedule.schedule = &find_schedule("polynomial");
-  cfg.solver.last_interval = LastInterval::learned;
-  cfg.distill.normalize = true;
-  cfg.distill.last_weight = 4;
-  const fs::path out = tmp.path / "p.pt";
-  const json m = run_distill(cfg, out);
-  EXPECT_EQ(m["last_interval"], "learned");
-  EXPECT_EQ(m["steps"], 3);  // 5 NFE: 3 intervals learned, AFS
-  EXPECT_EQ(m["afs"], true);
-  EXPECT_LT(m["training"]["best_validation_loss"].get<double>(),
-            0.9 * m["training"]["midpoint_validation_loss"].get<double>());
-  // sampling with it needs the same last-interval rule
-  json j = {{"model", {{"path", model_path("gmm2d.pt").string()}, {"sigma_min", 0}}},
-            {"solver", {{"name", "amed"}, {"nfe", 5}, {"predictor", out.string()}, {"last_interval", "learned"}}},
-            {"schedule", {{"name", "polynomial"}}}};
-  const Model model = Model::load({model_path("gmm2d.pt"), "cpu", "float32", {{"sigma_min", 0}}});
-  Config use = parse_config(j, "use.json", ".");
-  EXPECT_TRUE(load_run_predictor(use, model, plan_run(use, model)).has_value());
-  j["solver"].erase("last_interval");
-  j["solver"]["nfe"] = 4;  // the base rule's 3 intervals into 0 with AFS
-  use = parse_config(j, "use.json", ".");
-  const std::string msg = error_of([&] { load_run_predictor(use, model, plan_run(use, model)); });
-  EXPECT_NE(msg.find("last interval \"learned\" (this run: \"base\")"), std::string::npos) << msg;
-}
+// ---------------------------------------------------------------- plans (distillation: test_distill.cpp)
 
 TEST(AmedConfig, ALearnedLastIntervalNeedsAGridToZeroAndAnAmedSolver) {
   json j = {{"model", {{"path", model_path("gmm2d.pt").string()}}},

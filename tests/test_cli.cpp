@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -87,6 +88,14 @@ TEST(CliBasics, SchedulesListsEveryScheduleAndExitsZero) {
 TEST(CliBasics, UnknownSubcommandIsBadInput) {
   const CliResult r = run_cli("smaple");
   EXPECT_EQ(r.code, 2) << r.output;
+  expect_clean_error(r);
+  EXPECT_TRUE(Contains(r.output, "error: unknown command 'smaple' (did you mean 'sample'?); valid: sample, compare, "
+                                 "distill, tune, merge, info, eval, stats, solvers, schedules"));
+  // A name near none of them: no suggestion, the valid ones listed.
+  const CliResult far = run_cli("xyzzy");
+  EXPECT_EQ(far.code, 2) << far.output;
+  EXPECT_TRUE(Contains(far.output, "error: unknown command 'xyzzy'; valid: sample, compare,"));
+  EXPECT_EQ(far.output.find("did you mean"), std::string::npos) << far.output;
 }
 
 TEST(CliBasics, UnknownOptionIsBadInput) {
@@ -766,11 +775,31 @@ TEST(CliAmed, AKilledDistillationLeavesAUsablePredictorAndARerunContinues) {
   const json before = json::parse(info.output.substr(info.output.find("training     ") + 13));
   EXPECT_LT(before["iterations_run"].get<int>(), 1500) << "the run finished within 2 s: nothing was killed";
 
+  // The rerun continues from what the killed run committed: its iterations and best loss.
+  const auto t0 = std::chrono::steady_clock::now();
   const CliResult rerun = run_cli(cmd, tmp.path);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(rerun.code, 0) << rerun.output;
-  EXPECT_TRUE(Contains(rerun.output, "continuing")) << rerun.output;
+  const std::string from = "from iteration " + before["iterations_run"].dump() + " (best validation loss ";
+  const size_t at = rerun.output.find(from);
+  ASSERT_NE(at, std::string::npos) << "expected '" << from << "' in:\n" << rerun.output;
+  EXPECT_TRUE(Contains(rerun.output.substr(0, at), "continuing"));
+  const double logged = std::stod(rerun.output.substr(at + from.size()));  // printed to 4 digits
+  const double best_before = before["best_validation_loss"].get<double>();
+  EXPECT_NEAR(logged, best_before, 1e-3 * best_before) << rerun.output;
   const CliResult after = run_cli("info " + q(tmp.path / "p.pt"));
   const json done = json::parse(after.output.substr(after.output.find("training     ") + 13));
   EXPECT_EQ(done["iterations_run"], 1500);
-  EXPECT_LE(done["best_validation_loss"].get<double>(), before["best_validation_loss"].get<double>());
+  EXPECT_EQ(done["midpoint_validation_loss"], before["midpoint_validation_loss"]);
+  // Its seconds are the killed run's plus at most the rerun's wall time.
+  const double added = done["seconds"].get<double>() - before["seconds"].get<double>();
+  EXPECT_GT(added, 0.0);
+  EXPECT_LE(added, wall);
+
+  // A finished distillation run again trains nothing and leaves the file as it is.
+  const std::string bytes = read_file(tmp.path / "p.pt");
+  const CliResult again = run_cli(cmd, tmp.path);
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_TRUE(Contains(again.output, "from iteration 1500 ")) << again.output;
+  EXPECT_TRUE(read_file(tmp.path / "p.pt") == bytes) << "the predictor file was rewritten";
 }

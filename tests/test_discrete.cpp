@@ -1,6 +1,7 @@
-// Models people already have (DESIGN.md §2): discrete-time DDPM / latent-diffusion tables
-// with log-σ̃ interpolation, quantized timesteps, the network's time scale, the flow shift and
-// diffusers' timestep spacings.
+// Models people already have (DESIGN.md §2), sampled end to end: discrete-time DDPM /
+// latent-diffusion models, quantized timesteps, the network's time scale, the flow shift, and
+// their bad input. The processes themselves are in test_process.cpp, diffusers' timestep
+// spacings in test_schedule.cpp.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -44,15 +45,6 @@ Process ddpm() {
   return Process::from_json({{"type", "discrete"}, {"betas", {{"schedule", "linear"}}}}, "test");
 }
 
-std::string error_of(const json& spec) {
-  try {
-    Process::from_json(spec, "m/process");
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 Config config_for(const fs::path& model, json extra) {
   json j = {{"model", {{"path", model.string()}}}, {"sampling", {{"num_samples", 6}, {"batch_size", 6}}}};
   j.merge_patch(extra);
@@ -81,89 +73,6 @@ at::Tensor gauss_mu() {
 }
 
 }  // namespace
-
-TEST(Discrete, LinearTableIsDdpms) {
-  const Process p = ddpm();
-  const std::vector<double> abar = cumprod_one_minus(linear_betas(1e-4, 0.02, 1000));
-  EXPECT_EQ(p.timesteps(), 1000);
-  EXPECT_EQ(p.t_min(), 0.0);
-  EXPECT_EQ(p.t_max(), 999.0);
-  // As published: ᾱ_999 ≈ 4.0e-5 for DDPM's linear betas.
-  EXPECT_NEAR(std::pow(p.alpha(999.0), 2), 4.0358e-5, 1e-8);
-  for (int i : {0, 1, 17, 500, 998, 999}) {
-    EXPECT_NEAR(std::pow(p.alpha(i), 2) / abar[static_cast<size_t>(i)], 1.0, 1e-12) << i;
-    EXPECT_NEAR(p.sigma_tilde(i), std::sqrt((1 - abar[static_cast<size_t>(i)]) / abar[static_cast<size_t>(i)]),
-                1e-12 * p.sigma_tilde(i)) << i;
-    EXPECT_NEAR(p.alpha(i) * p.alpha(i) + p.sigma(i) * p.sigma(i), 1.0, 1e-14);
-  }
-}
-
-TEST(Discrete, NamedBetaSchedulesMatchTheirFormulas) {
-  // Stable Diffusion 1.x–2.x: √β linear from √0.00085 to √0.012.
-  std::vector<double> sd;
-  for (double r : linear_betas(std::sqrt(0.00085), std::sqrt(0.012), 1000)) sd.push_back(r * r);
-  const std::vector<double> sd_abar = cumprod_one_minus(sd);
-  const Process p = Process::from_json({{"type", "discrete"}, {"betas", {{"schedule", "scaled_linear"}}}}, "t");
-  EXPECT_NEAR(std::pow(p.alpha(999.0), 2) / sd_abar[999], 1.0, 1e-12);
-  EXPECT_NEAR(sd_abar[999], 0.0047, 1e-4);
-  // Improved DDPM's cosine: ᾱ(t) = f(t)/f(0), f = cos²((t/T + 0.008)/1.008 · π/2), β ≤ 0.999.
-  auto f = [](double u) { return std::pow(std::cos((u + 0.008) / 1.008 * M_PI / 2), 2); };
-  const std::vector<double> cos_abar = alphas_cumprod("cosine", 0, 0, 1000);
-  for (size_t i : {0u, 100u, 500u, 900u})
-    EXPECT_NEAR(cos_abar[i], f((i + 1) / 1000.0) / f(0), 1e-9 * cos_abar[i]) << i;
-  EXPECT_NEAR(cos_abar[999] / cos_abar[998], 1 - 0.999, 1e-12);  // the cap
-  // A table given as is gives the same process as the betas that made it.
-  const Process t = Process::from_json({{"type", "discrete"}, {"alphas_cumprod", sd_abar}}, "t");
-  for (double x : {0.0, 3.25, 500.5, 999.0}) EXPECT_NEAR(t.sigma_tilde(x), p.sigma_tilde(x), 1e-12 * p.sigma_tilde(x));
-}
-
-TEST(Discrete, TimeIsLogLinearBetweenTimestepsWithExactInverseAndDerivatives) {
-  const Process p = ddpm();
-  for (int i : {0, 10, 400, 998}) {
-    // Half-way in t is the geometric mean in σ̃.
-    EXPECT_NEAR(p.sigma_tilde(i + 0.5), std::sqrt(p.sigma_tilde(i) * p.sigma_tilde(i + 1)), 1e-12 * p.sigma_tilde(i));
-    EXPECT_NEAR(p.time_of(p.sigma_tilde(i)), i, 1e-9);
-    for (double w : {0.3, 0.77}) {
-      const double t = i + w, h = 1e-3;  // central differences within one interval
-      EXPECT_NEAR(p.time_of(p.sigma_tilde(t)), t, 1e-9) << t;
-      EXPECT_NEAR(p.dalpha(t), (p.alpha(t + h) - p.alpha(t - h)) / (2 * h), 1e-6 * std::abs(p.dalpha(t)) + 1e-13) << t;
-      EXPECT_NEAR(p.dsigma(t), (p.sigma(t + h) - p.sigma(t - h)) / (2 * h), 1e-6 * std::abs(p.dsigma(t)) + 1e-13) << t;
-    }
-  }
-  // Outside the table there is no time: the σ range is the table's ends.
-  EXPECT_TRUE(std::isnan(p.time_of(200.0)));
-  EXPECT_TRUE(std::isnan(p.time_of(0.005)));
-  EXPECT_NEAR(p.time_of(p.sigma_tilde(999.0)), 999.0, 1e-9);
-  // The per-sample (tensor) forms are the same numbers, and differentiable in σ̃.
-  const at::Tensor s = at::tensor({p.sigma_tilde(0.0), 0.5, 3.0, 80.0, 157.0}, at::kDouble).requires_grad_();
-  const at::Tensor t = p.time_of(s);
-  for (int64_t k = 0; k < s.size(0); ++k) {
-    const double tk = t[k].item<double>();
-    EXPECT_NEAR(tk, p.time_of(s[k].item<double>()), 1e-12 * std::max(1.0, tk));
-    EXPECT_NEAR(p.alpha(t)[k].item<double>(), p.alpha(tk), 1e-14);
-    EXPECT_NEAR(p.sigma(t)[k].item<double>(), p.sigma(tk), 1e-14);
-    EXPECT_NEAR(p.dalpha(t)[k].item<double>(), p.dalpha(tk), 1e-12 * std::abs(p.dalpha(tk)));
-    EXPECT_NEAR(p.dsigma(t)[k].item<double>(), p.dsigma(tk), 1e-12 * std::abs(p.dsigma(tk)));
-  }
-  p.alpha(t).sum().backward();
-  EXPECT_TRUE(at::isfinite(s.grad()).all().item<bool>());
-}
-
-TEST(Discrete, NetworkTimeIsQuantizedAndScaled) {
-  const Process q = Process::from_json(
-      {{"type", "discrete"}, {"betas", {{"schedule", "linear"}}}, {"quantize", true}}, "t");
-  EXPECT_EQ(q.network_time(10.4), 10.0);
-  EXPECT_EQ(q.network_time(10.5), 11.0);
-  EXPECT_EQ(q.network_time(998.9), 999.0);
-  const at::Tensor t = at::tensor({10.4, 10.5, 2.5, 998.9}, at::kDouble);
-  EXPECT_TRUE(at::equal(q.network_time(t), at::tensor({10.0, 11.0, 3.0, 999.0}, at::kDouble)));
-  EXPECT_EQ(ddpm().network_time(10.4), 10.4);
-  const Process f = Process::from_json({{"type", "flow"}, {"time_scale", 1000}}, "t");
-  EXPECT_EQ(f.network_time(0.25), 250.0);
-  EXPECT_EQ(f.sigma_tilde(0.25), 0.25 / 0.75);  // the process itself is unchanged
-  EXPECT_EQ(f.to_json(), json({{"type", "flow"}, {"time_scale", 1000.0}}));
-  EXPECT_EQ(Process::from_json({{"type", "flow"}}, "t").to_json(), json({{"type", "flow"}}));
-}
 
 // A closed-form Gaussian model in the discrete convention (DDPM linear table, ε-prediction,
 // fractional t through its own log-σ̃ interpolation): heun at 256 steps ends within 1e-3 of
@@ -204,58 +113,6 @@ TEST(Discrete, QuantizedModelsSeeWholeTimesteps) {
   const double d = max_abs_diff(q, smooth);
   EXPECT_GT(d, 0.0);  // heun's points fall between timesteps there: rounded, not interpolated
   EXPECT_LT(d, 0.05);
-}
-
-// diffusers' timestep_spacing for T = 1000 (numpy rounds half to even), then σ = 0.
-TEST(Discrete, TimestepSpacingsPickDiffusersTimesteps) {
-  const Process p = ddpm();
-  const SigmaRange range{p.sigma_tilde(0.0), p.sigma_tilde(999.0), p};
-  auto expect = [&](const char* name, int steps, std::vector<int> timesteps, int offset = 0) {
-    ScheduleSpec spec = test::schedule(name);
-    spec.offset = offset;
-    const Grid g = make_grid(spec, steps, range);
-    ASSERT_EQ(g.size(), timesteps.size() + 1) << name;
-    for (size_t k = 0; k < timesteps.size(); ++k)
-      EXPECT_NEAR(g[k], p.sigma_tilde(timesteps[k]), 1e-12 * g[k]) << name << " " << k;
-    EXPECT_EQ(g.back(), 0.0);
-  };
-  expect("linspace", 7, {999, 832, 666, 500, 333, 166, 0});
-  expect("trailing", 7, {999, 856, 713, 570, 428, 285, 142});
-  expect("leading", 7, {852, 710, 568, 426, 284, 142, 0});
-  expect("leading", 10, {901, 801, 701, 601, 501, 401, 301, 201, 101, 1}, 1);
-  expect("trailing", 4, {999, 749, 499, 249});
-  // Ties at .5, rounded as numpy's own arithmetic gives them (numpy 1.x output, copied).
-  expect("linspace", 27, {999, 961, 922, 884, 845, 807, 768, 730, 692, 653, 615, 576, 538, 499,
-                          461, 423, 384, 346, 307, 269, 231, 192, 154, 115, 77, 38, 0});
-  expect("trailing", 48, {999, 978, 957, 936, 916, 895, 874, 853, 832, 811, 791, 770, 749, 728, 707, 686,
-                          666, 645, 624, 603, 582, 561, 541, 520, 499, 478, 457, 436, 416, 395, 374, 353,
-                          332, 311, 291, 270, 249, 228, 207, 186, 166, 145, 124, 103, 82,  61,  41,  20});
-  // numpy's arange gives 62 values at N = 61, the last -1 (diffusers' bug): the first 61 are taken.
-  expect("trailing", 61, {999, 983, 966, 950, 933, 917, 901, 884, 868, 851, 835, 819, 802, 786, 769, 753,
-                          737, 720, 704, 688, 671, 655, 638, 622, 606, 589, 573, 556, 540, 524, 507, 491,
-                          474, 458, 442, 425, 409, 392, 376, 360, 343, 327, 310, 294, 278, 261, 245, 229,
-                          212, 196, 179, 163, 147, 130, 114, 97,  81,  65,  48,  32,  15});
-  // A trained timestep's sigma maps back to that whole timestep exactly (networks that cast
-  // t to an integer must not get the one below).
-  for (int i : {1, 17, 499, 998, 999}) EXPECT_EQ(p.time_of(p.sigma_tilde(i)), static_cast<double>(i)) << i;
-  try {
-    ScheduleSpec spec = test::schedule("leading");
-    spec.offset = 200;
-    make_grid(spec, 5, range);
-    ADD_FAILURE() << "offset 200 accepted";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("picks timestep 1000, outside the trained 0 .. 999"), std::string::npos)
-        << e.what();
-  }
-  const Process flow = Process::from_json({{"type", "flow"}}, "t");
-  EXPECT_THROW(make_grid(test::schedule("trailing"), 5, {0.0, 80.0, flow}), InputError);
-  // Teacher points (distillation) inside the last interval into 0 stay on the table.
-  const Grid fine = refine_grid(make_grid(test::schedule("trailing"), 5, range), 3, test::schedule("trailing"), range);
-  ASSERT_EQ(fine.size(), 21u);
-  for (size_t i = 0; i + 1 < fine.size(); ++i) {
-    EXPECT_GE(fine[i], p.sigma_tilde(0.0)) << i;
-    EXPECT_FALSE(std::isnan(p.time_of(fine[i]))) << i;
-  }
 }
 
 // time_scale 1000 gives the samples of the same network taking t in [0, 1].
@@ -308,33 +165,6 @@ TEST(Discrete, FlowShiftMovesEveryGridPoint) {
   const Process plain = Process::from_json({{"type", "flow"}}, "t");
   EXPECT_EQ(make_grid(test::schedule("time_uniform"), n, {lo, INFINITY, one}),
             make_grid(test::schedule("time_uniform"), n, {lo, INFINITY, plain}));
-}
-
-TEST(Discrete, BadProcessesAreNamed) {
-  const json linear = {{"schedule", "linear"}};
-  const std::vector<std::pair<json, std::string>> cases = {
-      {{{"type", "discrete"}, {"alphas_cumprod", {0.9, 0.95, 0.5}}},
-       "m/process/alphas_cumprod/1: the table must strictly decrease"},
-      {{{"type", "discrete"}, {"alphas_cumprod", {0.9, 0.5, 0.0}}}, "m/process/alphas_cumprod/2: must be in (0, 1), got 0"},
-      {{{"type", "discrete"}, {"alphas_cumprod", {1.5, 0.5}}}, "m/process/alphas_cumprod/0: must be in (0, 1), got 1.5"},
-      {{{"type", "discrete"}, {"alphas_cumprod", {0.9, 0.5}}, {"betas", linear}},
-       "needs exactly one of 'alphas_cumprod' (the table of ᾱ per trained timestep) and 'betas'"},
-      {{{"type", "discrete"}}, "got neither"},
-      {{{"type", "discrete"}, {"betas", {{"schedule", "squaredcos_cap_v2"}}}},
-       "m/process/betas/schedule: unknown beta schedule 'squaredcos_cap_v2'"},
-      {{{"type", "discrete"}, {"betas", {{"schedule", "linear"}, {"start", 0.02}, {"end", 0.01}}}},
-       "m/process/betas: need 0 < start <= end < 1, got start 0.02, end 0.01"},
-      {{{"type", "discrete"}, {"betas", {{"schedule", "cosine"}, {"end", 0.02}}}}, "m/process/betas/end: beta schedule 'cosine' takes no end"},
-      {{{"type", "flow"}, {"time_scale", 0}}, "m/process/time_scale: must be a number > 0, got 0"},
-      {{{"type", "vp"}, {"time_scale", -1000}}, "m/process/time_scale: must be a number > 0, got -1000"},
-      {{{"type", "flow"}, {"shift", -3}}, "m/process/shift: must be a number > 0, got -3"},
-      {{{"type", "edm"}, {"shift", 3}}, "m/process/shift: process 'edm' takes no 'shift'"},
-      {{{"type", "flow"}, {"quantize", true}}, "m/process/quantize: process 'flow' takes no 'quantize' (only a discrete"},
-      {{{"type", "discrete"}, {"betas", linear}, {"quantize", 1}}, "m/process/quantize: expected a boolean"},
-      {{{"type", "discrete"}, {"betas", linear}, {"beta_min", 0.1}}, "m/process/beta_min: process 'discrete' takes no"},
-  };
-  for (const auto& [spec, message] : cases)
-    EXPECT_NE(error_of(spec).find(message), std::string::npos) << spec.dump() << "\n  got: " << error_of(spec);
 }
 
 // From the command line: the key named, exit 2, nothing written.

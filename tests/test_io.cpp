@@ -235,13 +235,34 @@ TEST(Png, PixelsDecodeBackExactly) {
   }
 }
 
+// Cut anywhere, the bytes give the tEXt chunk exactly when it is whole in them, and nothing
+// else; bytes that are not a PNG give none.
 TEST(Png, TextChunksOfTruncatedOrForeignBytesDoNotCrash) {
-  const std::string png = diffode::encode_png(test_image(4, 4, 3), "diffode", std::string(300, 'j'));
+  const std::string text(300, 'j');
+  const std::string png = diffode::encode_png(test_image(4, 4, 3), "diffode", text);
   EXPECT_TRUE(diffode::png_text_chunks("").empty());
   EXPECT_TRUE(diffode::png_text_chunks("not a png at all").empty());
-  for (size_t cut : {size_t{8}, size_t{20}, size_t{33}, size_t{40}, size_t{100}, png.size() - 1}) {
+  // Where the tEXt chunk ends: after the signature, the chunks up to and including it.
+  size_t text_end = 8;
+  int text_chunks = 0;
+  for (const auto& c : chunks_of(png)) {
+    text_end += 12 + c.data.size();
+    if (c.type == "tEXt") {
+      ++text_chunks;
+      break;
+    }
+  }
+  ASSERT_EQ(text_chunks, 1);
+  ASSERT_GE(text_end, size_t{8 + 25 + 12 + 7 + 1 + 300});  // after IHDR (25 bytes): "diffode", NUL, the text
+  for (size_t cut : {size_t{8}, size_t{20}, size_t{33}, size_t{40}, size_t{100}, text_end - 1, text_end,
+                     text_end + 1, png.size() - 1, png.size()}) {
     const auto texts = diffode::png_text_chunks(png.substr(0, cut));
-    for (const auto& t : texts) EXPECT_EQ(t.second, std::string(300, 'j'));  // only whole chunks
+    const size_t expected = cut >= text_end ? 1 : 0;
+    ASSERT_EQ(texts.size(), expected) << "cut at " << cut << " of " << png.size();
+    if (expected) {
+      EXPECT_EQ(texts[0].first, "diffode") << cut;
+      EXPECT_EQ(texts[0].second, text) << cut;
+    }
   }
 }
 

@@ -1,5 +1,6 @@
-// Models: processes, predictions and the contract. The same Gaussian exported under every
-// process × prediction gives the same samples; a flow model sampled from t = 1 is exact.
+// Models: predictions and the contract (the processes alone: test_process.cpp). The same
+// Gaussian exported under every process × prediction gives the same samples; a flow model
+// sampled from t = 1 is exact; the denoiser counts the model evaluations a solver makes.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -45,35 +46,6 @@ std::string load_error(const std::string& file, json overrides = json::object())
 }
 
 }  // namespace
-
-TEST(Process, TimeOfInvertsSigmaTilde) {
-  for (const char* type : {"edm", "vp", "flow"}) {
-    const Process p = Process::from_json({{"type", type}}, "test");
-    for (double t : {0.01, 0.1, 0.37, 0.5, 0.9, 0.999}) {
-      const double s = p.sigma_tilde(t);
-      EXPECT_NEAR(p.time_of(s), t, 1e-12 * std::max(1.0, t)) << type << " t=" << t;
-    }
-  }
-  const Process flow = Process::from_json({{"type", "flow"}}, "test");
-  EXPECT_TRUE(std::isinf(flow.sigma_tilde(1.0)));
-  EXPECT_EQ(flow.time_of(std::numeric_limits<double>::infinity()), 1.0);
-}
-
-TEST(Process, VpMatchesTheLinearBetaSchedule) {
-  const Process vp = Process::from_json({{"type", "vp"}}, "test");
-  const double t = 0.6, log_alpha = -0.25 * t * t * (20 - 0.1) - 0.5 * t * 0.1;
-  EXPECT_NEAR(vp.alpha(t), std::exp(log_alpha), 1e-15);
-  EXPECT_NEAR(vp.alpha(t) * vp.alpha(t) + vp.sigma(t) * vp.sigma(t), 1.0, 1e-14);
-  const double h = 1e-6;  // derivatives against central differences
-  EXPECT_NEAR(vp.dalpha(t), (vp.alpha(t + h) - vp.alpha(t - h)) / (2 * h), 1e-8);
-  EXPECT_NEAR(vp.dsigma(t), (vp.sigma(t + h) - vp.sigma(t - h)) / (2 * h), 1e-8);
-}
-
-TEST(Process, UnknownTypeAndStrayParametersAreErrors) {
-  EXPECT_THROW(Process::from_json({{"type", "ve"}}, "x"), InputError);
-  EXPECT_THROW(Process::from_json({{"type", "edm"}, {"beta_min", 0.1}}, "x"), InputError);
-  EXPECT_THROW(Process::from_json({{"type", "vp"}, {"beta_min", -1}}, "x"), InputError);
-}
 
 TEST(Equivalence, EveryProcessAndPredictionGivesTheSameSamples) {
   const Grid grid = {80, 20, 5, 1, 0.3, 0.05, 0.002};
@@ -188,14 +160,60 @@ TEST(Contract, ProbeReportsBrokenModels) {
   EXPECT_NE(error_of("missing.pt").find("does not exist"), std::string::npos);
 }
 
-TEST(Denoiser, CountsEvaluationsLikeTheNfeRule) {
-  const Model m = load("gauss.pt", "float32");
-  const SigmaRange r{m.meta().sigma_min, m.meta().sigma_max, m.meta().process};
-  for (const auto& s : solvers()) {
-    const Grid g = make_grid(schedule("polynomial"), 7, r);
-    ModelDenoiser den(m, at::kFloat);
-    const FixedStep midpoint;
-    integrate(s, den, make_noise(0, 0, 2, {3, 8, 8}), g, {false, 0, &midpoint}, false);
-    EXPECT_EQ(den.evaluations(), count_nfe(s, g, {}, false)) << s.name;
+namespace {
+
+// Counts the calls a solver makes, in every form, passing each to the model's denoiser.
+class CountingDenoiser final : public Denoiser {
+ public:
+  explicit CountingDenoiser(ModelDenoiser& inner) : inner_(inner) {}
+  Tensor denoise(const Tensor& x, double sigma) override {
+    ++calls;
+    return inner_.denoise(x, sigma);
   }
+  Tensor denoise(const Tensor& x, const Tensor& sigma) override {
+    ++calls;
+    return inner_.denoise(x, sigma);
+  }
+  Denoised denoise_with_feature(const Tensor& x, double sigma) override {
+    ++calls;
+    return inner_.denoise_with_feature(x, sigma);
+  }
+  int64_t feature_dim() const override { return inner_.feature_dim(); }
+  int64_t calls = 0;
+
+ private:
+  ModelDenoiser& inner_;
+};
+
+// The NFE a solver documents (SolverInfo::nfe_rule, as `diffode solvers` prints it) for N
+// steps: "N", or "2N; 2N-1 ..." (one less when the last interval goes to σ = 0); AFS saves
+// the first evaluation.
+int documented_nfe(const SolverInfo& s, int n, bool to_zero, bool afs) {
+  const bool two = s.nfe_rule.rfind("2N", 0) == 0;
+  EXPECT_TRUE(two || s.nfe_rule == "N") << s.name << ": rule " << s.nfe_rule;
+  return (two ? 2 * n - (to_zero ? 1 : 0) : n) - (afs ? 1 : 0);
+}
+
+}  // namespace
+
+// Every solver on 7 steps, to σ_min > 0 and to 0, with and without AFS: the model calls it
+// makes (counted around the denoiser), the denoiser's own count and the documented rule agree.
+TEST(Denoiser, CountsTheEvaluationsASolverMakes) {
+  const Model m = load("gauss.pt", "float32");
+  const SigmaRange pos{0.002, 80.0, m.meta().process}, zero{0.0, 80.0, m.meta().process};
+  for (const auto& s : solvers())
+    for (const SigmaRange& r : {pos, zero})
+      for (bool afs : {false, true}) {
+        const Grid g = make_grid(schedule("polynomial"), 7, r);
+        ModelDenoiser den(m, at::kFloat);
+        CountingDenoiser counting(den);
+        const FixedStep midpoint;
+        integrate(s, counting, make_noise(0, 0, 2, {3, 8, 8}), g, {afs, 0, &midpoint}, false);
+        const std::string at = s.name + (r.sigma_min == 0 ? " to 0" : "") + (afs ? " afs" : "");
+        EXPECT_GT(counting.calls, 0) << at;
+        EXPECT_EQ(den.evaluations(), counting.calls) << at;
+        EXPECT_EQ(counting.calls, documented_nfe(s, 7, r.sigma_min == 0, afs)) << at;
+        den.reset();
+        EXPECT_EQ(den.evaluations(), 0) << at;
+      }
 }

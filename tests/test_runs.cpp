@@ -1,7 +1,7 @@
 // Runs on disk, end to end through the CLI: a kill -9 and --resume give byte-identical
 // outputs, a second writer is refused, shards merge bit for bit into what one machine
-// writes, batch runs of several configs or a sweep keep an index, a full disk fails
-// cleanly and --resume finishes, and every bad sweep, shard or merge is named (exit 2).
+// writes (a batch run's too), a full disk fails cleanly and --resume finishes, and every bad
+// shard or merge is named (exit 2). Batch runs and their index: test_batch.cpp.
 #include <signal.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -425,105 +425,6 @@ TEST(Shards, BadShardSpecsAreNamed) {
   const CliResult none = run_cli("merge " + q(tmp.path));
   EXPECT_EQ(none.code, 2) << none.output;
   EXPECT_TRUE(Contains(none.output, "holds no shards"));
-}
-
-// ---------------------------------------------------------------- batch runs
-
-json gauss_sweep_config() {
-  return {{"model", {{"path", model_path("gauss.pt").string()}}},
-          {"solver", {{"name", "euler"}}},
-          {"sampling", {{"num_samples", 4}, {"batch_size", 4}}},
-          {"sweep", {{"solver.name", {"euler", "heun"}}, {"solver.steps", {3, 5}}}}};
-}
-
-TEST(Batch, ASweepRunsEveryPointIntoItsOwnFolderWithAnIndex) {
-  TempDir tmp;
-  const fs::path cfg = write_json(tmp.path / "sweep.json", gauss_sweep_config());
-  const fs::path root = tmp.path / "root";
-  const CliResult r = run_cli("sample -c " + q(cfg) + " -o " + q(root));
-  ASSERT_EQ(r.code, 0) << r.output;
-  const std::vector<std::string> names = {"name-euler_steps-3", "name-euler_steps-5", "name-heun_steps-3",
-                                          "name-heun_steps-5"};
-  const json index = json::parse(read_file(root / "index.json"));
-  ASSERT_EQ(index.size(), 4u);
-  for (size_t i = 0; i < names.size(); ++i) {
-    const json m = json::parse(read_file(root / names[i] / "manifest.json"));
-    EXPECT_EQ(m["run"]["solver"]["name"], i < 2 ? "euler" : "heun") << names[i];
-    EXPECT_EQ(m["run"]["solver"]["steps"], i % 2 ? 5 : 3) << names[i];
-    EXPECT_EQ(index[i]["run"], names[i]);
-    EXPECT_EQ(index[i]["sweep"]["solver.steps"], i % 2 ? 5 : 3);
-    EXPECT_EQ(index[i]["nfe"], m["run"]["nfe"]);
-  }
-  const std::string csv = read_file(root / "index.csv");
-  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "run,dir,config,solver,nfe,samples,frechet_distance,cells,solver.name,solver.steps");
-  const std::string nfe = json::parse(read_file(root / names[3] / "manifest.json"))["run"]["nfe"].dump();
-  EXPECT_TRUE(Contains(csv, "name-heun_steps-5,name-heun_steps-5," + cfg.string() + ",heun," + nfe + ",4,,,heun,5\n"));
-
-  // Again with --resume: every run is complete, nothing is sampled or rewritten.
-  const auto before = snapshot(root / names[3]);
-  const CliResult again = run_cli("sample -c " + q(cfg) + " -o " + q(root) + " --resume");
-  ASSERT_EQ(again.code, 0) << again.output;
-  EXPECT_TRUE(Contains(again.output, "already holds this run, complete"));
-  EXPECT_EQ(again.output.find("samples done"), std::string::npos) << again.output;
-  EXPECT_EQ(snapshot(root / names[3]), before);
-}
-
-TEST(Batch, SeveralConfigsRunEachIntoAFolderNamedAfterIt) {
-  TempDir tmp;
-  json j = gauss_sweep_config();
-  j.erase("sweep");
-  const fs::path a = write_json(tmp.path / "a.json", j);
-  j["solver"]["name"] = "dpmpp2m";
-  const fs::path b = write_json(tmp.path / "b.json", j);
-  const CliResult r = run_cli("sample -c " + q(a) + " " + q(b) + " -o " + q(tmp.path / "root"));
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(json::parse(read_file(tmp.path / "root" / "b" / "manifest.json"))["run"]["solver"]["name"], "dpmpp2m");
-  const json index = json::parse(read_file(tmp.path / "root" / "index.json"));
-  ASSERT_EQ(index.size(), 2u);
-  EXPECT_EQ(index[0]["config"], a.string());
-  EXPECT_EQ(index[1]["solver"], "dpmpp2m");
-}
-
-TEST(Batch, BadSweepsAreNamed) {
-  TempDir tmp;
-  auto with_sweep = [&](const json& sweep) {
-    json j = gauss_sweep_config();
-    j["sweep"] = sweep;
-    return write_json(tmp.path / "bad.json", j);
-  };
-  const std::vector<std::pair<json, std::string>> cases = {
-      {{{"solver.nmae", {"euler"}}}, "bad.json: /sweep/solver.nmae: unknown config key 'solver.nmae' (did you mean 'solver.name'?)"},
-      {{{"solver.steps", json::array()}}, "/sweep/solver.steps: expected a non-empty list of values, got array []"},
-      {{{"solver.steps", 3}}, "/sweep/solver.steps: expected a non-empty list of values, got number 3"},
-      {{{"solver.steps", {3, "x"}}}, "/sweep/solver.steps/1: value \"x\": /solver/steps: expected an integer, got string"},
-      {{{"solver.name", {"euler", "hen"}}}, "/sweep/solver.name/1: value \"hen\": /solver/name: unknown solver 'hen'"},
-      {{{"solver", {1}}}, "/sweep/solver: unknown config key 'solver'"},
-      {json::array(), "/sweep: expected an object of KEY: [values...]"},
-      {json::object(), "/sweep: expected an object of KEY: [values...]"},
-  };
-  for (const auto& [sweep, message] : cases) {
-    const CliResult r = run_cli("sample -c " + q(with_sweep(sweep)) + " -o " + q(tmp.path / "out"));
-    EXPECT_EQ(r.code, 2) << sweep.dump() << "\n" << r.output;
-    EXPECT_TRUE(Contains(r.output, message)) << sweep.dump();
-    expect_clean_error(r);
-  }
-  const CliResult both = run_cli("sample -c " + q(with_sweep({{"solver.steps", {3, 5}}})) +
-                                 " --set solver.steps=4 -o " + q(tmp.path / "out"));
-  EXPECT_EQ(both.code, 2) << both.output;
-  EXPECT_TRUE(Contains(both.output, "--set 'solver.steps=4' sets a swept key"));
-  const CliResult distill = run_cli("distill -c " + q(with_sweep({{"solver.steps", {3, 5}}})) + " -o p.pt", tmp.path);
-  EXPECT_EQ(distill.code, 2) << distill.output;
-  EXPECT_TRUE(Contains(distill.output, "/sweep: a sweep makes several runs"));
-  EXPECT_FALSE(fs::exists(tmp.path / "out"));
-  // A refusal by the first run (here: labels for an unconditional model) leaves no empty batch folder.
-  json labelled = gauss_sweep_config();
-  labelled["sampling"]["labels"] = {1};
-  const CliResult first = run_cli("sample -c " + q(write_json(tmp.path / "l.json", labelled)) + " -o " +
-                                  q(tmp.path / "out"));
-  EXPECT_EQ(first.code, 2) << first.output;
-  EXPECT_TRUE(Contains(first.output, "/sampling/labels: model")) << first.output;
-  EXPECT_FALSE(fs::exists(tmp.path / "out"));
 }
 
 }  // namespace

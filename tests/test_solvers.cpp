@@ -1,5 +1,5 @@
 // Solvers: convergence order against the exact ODE solution of Gaussian data (gauss.pt),
-// Adams–Bashforth weights, NFE counting and NFE targets; the vp_time schedule.
+// Adams–Bashforth weights, NFE counting and NFE targets; every solver on the vp_time grid.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -243,81 +243,8 @@ TEST(Solvers, IpndmVEqualsIpndmOnAUniformGrid) {
   EXPECT_LT((xa - xb).abs().max().item<double>(), 1e-12);
 }
 
+// ---- solvers on the vp_time grid (the schedule itself: test_schedule.cpp)
 
-
-// ---- vp_time: uniform in the time of a VP process with linear beta, for any model
-
-namespace {
-// The VP time of sigma_tilde, solved here from sigma_tilde² = exp(½t²(b1 − b0) + t b0) − 1.
-double vp_t(double sigma, double b0, double b1) {
-  const double c = std::log1p(sigma * sigma), db = b1 - b0;
-  return 2.0 * c / (b0 + std::sqrt(b0 * b0 + 2.0 * db * c));
-}
-Process process(const char* type) { return Process::from_json({{"type", type}}, "test"); }
-}  // namespace
-
-TEST(VpTime, UniformInVpTimeWithExactEndpointsForEveryModelRange) {
-  const Process vp = process("vp");
-  struct Case {
-    const char* what;
-    SigmaRange range;
-  };
-  const std::vector<Case> cases = {
-      {"edm", {0.002, 80.0, process("edm")}},
-      {"vp default range", {vp.sigma_tilde(vp.t_min()), vp.sigma_tilde(vp.t_max()), vp}},
-      {"flow to 0", {0.0, 80.0, process("flow")}},
-      {"edm to 0", {0.0, 80.0, process("edm")}},
-  };
-  for (const auto& [b0, b1] : {std::pair{0.1, 20.0}, std::pair{0.5, 5.0}})
-    for (const Case& c : cases)
-      for (int n : {1, 5, 18, 200}) {
-        ScheduleSpec spec = schedule("vp_time");
-        spec.beta_min = b0;
-        spec.beta_max = b1;
-        const Grid g = make_grid(spec, n, c.range);
-        const std::string at = std::string(c.what) + ", N " + std::to_string(n) + ", beta " + std::to_string(b1);
-        ASSERT_EQ(g.size(), static_cast<size_t>(n + 1)) << at;
-        EXPECT_EQ(g.front(), c.range.sigma_max) << at;
-        EXPECT_EQ(g.back(), c.range.sigma_min) << at;
-        const double t0 = vp_t(g.front(), b0, b1), dt = (vp_t(g.back(), b0, b1) - t0) / n;
-        for (int i = 0; i <= n; ++i) {
-          if (i > 0) {
-            EXPECT_LT(g[i], g[i - 1]) << at << ", point " << i;
-          }
-          EXPECT_NEAR(vp_t(g[i], b0, b1), t0 + i * dt, 1e-12) << at << ", point " << i;
-        }
-      }
-}
-
-TEST(VpTime, IgnoresTheModelsProcessAndDiffersFromPolynomial) {
-  const Grid edm = make_grid(schedule("vp_time"), 10, {0.002, 80.0, process("edm")});
-  EXPECT_EQ(make_grid(schedule("vp_time"), 10, {0.002, 80.0, process("flow")}), edm);
-  EXPECT_EQ(make_grid(schedule("vp_time"), 10, {0.002, 80.0, process("vp")}), edm);
-  // On a vp model with the same betas, it is time_uniform.
-  const Grid tu = make_grid(schedule("time_uniform"), 10, {0.002, 80.0, process("vp")});
-  for (size_t i = 0; i < edm.size(); ++i) EXPECT_NEAR(edm[i], tu[i], 1e-12 * tu[i]) << i;
-  const Grid poly = make_grid(schedule("polynomial"), 10, {0.002, 80.0, process("edm")});
-  EXPECT_GT(std::abs(edm[5] - poly[5]), 1e-3 * poly[5]);
-}
-
-TEST(VpTime, InfiniteSigmaMaxAndBadBetasAreNamed) {
-  try {
-    make_grid(schedule("vp_time"), 5, {0.0, INFINITY, process("flow")});
-    FAIL();
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("schedule 'vp_time' needs a finite sigma_max"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("set model.sigma_max"), std::string::npos) << msg;
-  }
-  ScheduleSpec spec = schedule("vp_time");
-  spec.beta_min = 20;
-  try {
-    make_grid(spec, 5, {0.002, 80.0, process("edm")});
-    FAIL();
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("0 < beta_min < beta_max"), std::string::npos) << e.what();
-  }
-}
 TEST(VpTime, EverySolversErrorShrinks) {
   // Not an observed order from 16 steps: to sigma_min = 0.002 the last interval is long in
   // log sigma (4.6 at 16 steps, the others 0.3-0.7), and DPM-Solver++ extrapolates over it

@@ -20,21 +20,13 @@
 
 using namespace diffode;
 using nlohmann::json;
+using test::error_of;
 using test::model_path;
 using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 const Model& gauss() {
   static const Model m = Model::load({model_path("gauss.pt"), "cpu", "float64"});

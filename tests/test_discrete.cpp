@@ -22,28 +22,13 @@
 #include "test_util.hpp"
 
 using namespace diffode;
+using test::cumprod_one_minus;
+using test::linear_betas;
+using test::ddpm;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// ᾱ of a beta list, written here: the cumulative product of 1 − β.
-std::vector<double> cumprod_one_minus(const std::vector<double>& betas) {
-  std::vector<double> out;
-  double p = 1;
-  for (double b : betas) out.push_back(p *= 1 - b);
-  return out;
-}
-
-std::vector<double> linear_betas(double start, double end, int n) {
-  std::vector<double> b;
-  for (int i = 0; i < n; ++i) b.push_back(start + (end - start) * i / (n - 1));
-  return b;
-}
-
-Process ddpm() {
-  return Process::from_json({{"type", "discrete"}, {"betas", {{"schedule", "linear"}}}}, "test");
-}
 
 Config config_for(const fs::path& model, json extra) {
   json j = {{"model", {{"path", model.string()}}}, {"sampling", {{"num_samples", 6}, {"batch_size", 6}}}};

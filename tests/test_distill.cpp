@@ -28,21 +28,13 @@
 
 using namespace diffode;
 using nlohmann::json;
+using test::error_of;
 using test::model_path;
 using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 double max_diff(const Tensor& a, const Tensor& b) { return (a - b).abs().max().item<double>(); }
 

@@ -13,6 +13,7 @@
 #include "test_util.hpp"
 
 using namespace diffode;
+using test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -31,14 +32,6 @@ at::Tensor random_spd(int64_t f, uint64_t seed) {
   return a.mm(a.t()) + 0.1 * at::eye(f, at::kDouble);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 }  // namespace
 

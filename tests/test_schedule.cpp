@@ -16,6 +16,8 @@
 #include "test_util.hpp"
 
 using namespace diffode;
+using test::ddpm;
+using test::error_of;
 using nlohmann::json;
 
 namespace {
@@ -24,19 +26,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 Process process(const char* type) { return Process::from_json({{"type", type}}, "test"); }
 
-Process ddpm() {
-  return Process::from_json({{"type", "discrete"}, {"betas", {{"schedule", "linear"}}}}, "test");
-}
-
-// The message of the InputError `f` throws ("(no error)" if none).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // The schedules given by a formula of the range (not a list, not trained timesteps).
 std::vector<std::string> formula_schedules() {

@@ -3,13 +3,45 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "diffode/core/error.hpp"
+#include "diffode/core/process.hpp"
 #include "diffode/core/schedule.hpp"
 
 namespace diffode::test {
+
+// The message of the InputError `f` throws ("(no error)" if none).
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// ᾱ of a beta list, written here: the cumulative product of 1 − β.
+inline std::vector<double> cumprod_one_minus(const std::vector<double>& betas) {
+  std::vector<double> out;
+  double p = 1;
+  for (double b : betas) out.push_back(p *= 1 - b);
+  return out;
+}
+
+inline std::vector<double> linear_betas(double start, double end, int n) {
+  std::vector<double> b;
+  for (int i = 0; i < n; ++i) b.push_back(start + (end - start) * i / (n - 1));
+  return b;
+}
+
+// DDPM's discrete process: 1000 timesteps of linear betas.
+inline Process ddpm() {
+  return Process::from_json({{"type", "discrete"}, {"betas", {{"schedule", "linear"}}}}, "test");
+}
 
 // A schedule spec by name (and sigmas, for custom).
 inline ScheduleSpec schedule(const std::string& name, std::vector<double> sigmas = {}) {

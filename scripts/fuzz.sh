@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # libFuzzer (clang-14) with AddressSanitizer + UndefinedBehaviorSanitizer on the fuzz targets
-# of tests/fuzz: a config file, an .npy file, a model's process metadata. Each runs
-# FUZZ_SECONDS (default 60) from its seed corpus (tests/fuzz/corpus/AREA, grown in
+# of tests/fuzz: a config file, an .npy file (and its header dict), a model's process
+# metadata, a run record read back (manifest.json, shard.json). Each runs FUZZ_SECONDS
+# (default 60) from its seed corpus (tests/fuzz/corpus/AREA, grown in
 # build-san/corpus/AREA). A crash, hang, undefined behaviour or exception other than
 # diffode's InputError stops it: the input is saved as build-san/crash-AREA-*; add it to
 # tests/fuzz/corpus/AREA once fixed, so ctest keeps it as a regression test.
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --packages clang-14 libclang-rt-14-dev
 seconds=${FUZZ_SECONDS:-60}
-areas=("$@"); ((${#areas[@]})) || areas=(config npy process)
+areas=("$@"); ((${#areas[@]})) || areas=(config npy process records)
 # The sanitized build of scripts/sanitize.sh (configured here if it is not there yet).
 [ -f build-san/CMakeCache.txt ] ||
   CC=clang-14 CXX=clang++-14 cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Release -DDIFFODE_FUZZ=ON >/dev/null

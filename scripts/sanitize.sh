@@ -12,7 +12,7 @@ werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Release -DDIFFODE_FUZZ=ON \
   -DDIFFODE_WERROR="$werror" >/dev/null
 tests=(test_config test_io test_discrete test_solvers test_space test_schedule test_process)
-cmake --build build-san -j2 --target diffode fuzz_config fuzz_npy fuzz_process "${tests[@]}"
+cmake --build build-san -j2 --target diffode fuzz_config fuzz_npy fuzz_process fuzz_records "${tests[@]}"
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 regex=$(IFS='|'; echo "^(${tests[*]})\\.|^fuzz\\.")
 ctest --test-dir build-san --output-on-failure -j2 -R "$regex"

@@ -18,6 +18,7 @@
 #include "diffode/runs/config.hpp"
 #include "diffode/core/input.hpp"
 #include "diffode/io/atomic_file.hpp"
+#include "diffode/io/npy.hpp"
 #include "diffode/io/png.hpp"
 #include "diffode/core/process.hpp"
 #include "diffode/core/schedule.hpp"
@@ -802,4 +803,161 @@ TEST(CliAmed, AKilledDistillationLeavesAUsablePredictorAndARerunContinues) {
   ASSERT_EQ(again.code, 0) << again.output;
   EXPECT_TRUE(Contains(again.output, "from iteration 1500 ")) << again.output;
   EXPECT_TRUE(read_file(tmp.path / "p.pt") == bytes) << "the predictor file was rewritten";
+}
+
+// ---------------------------------------------------------------- outputs and records (issue 25)
+
+namespace {
+
+// A small fmnist run folder (8 samples) for eval and stats.
+fs::path small_fmnist_run(const TempDir& tmp) {
+  const fs::path run = tmp.path / "run";
+  const CliResult r = run_cli("sample -c " + q(repo() / "configs" / "fmnist_exact.json") +
+                              " --set sampling.num_samples=8 --set sampling.batch_size=8 --set solver.nfe=4 -o " + q(run));
+  EXPECT_EQ(r.code, 0) << r.output;
+  return run;
+}
+
+}  // namespace
+
+// `stats -o` onto one of its inputs (the feature model, the samples) is refused, whatever
+// the path says; so is an existing file that is not statistics.
+TEST(CliOutputs, StatsRefusesToWriteOverItsInputsOrAUsersFile) {
+  TempDir tmp;
+  const fs::path run = small_fmnist_run(tmp);
+  const fs::path features = tmp.path / "f.pt";
+  fs::copy_file(model_path("fmnist_features.pt"), features);
+  const std::string model_bytes = read_file(features), npy_bytes = read_file(run / "samples.npy");
+  const std::vector<std::pair<std::string, fs::path>> cases = {
+      {q(run / "samples.npy"), features},
+      {q(run / "samples.npy"), tmp.path / "." / "f.pt"},
+      {q(run / "samples.npy"), run / "samples.npy"},
+      {q(run), run / "samples.npy"},
+  };
+  for (const auto& [input, out] : cases) {
+    const CliResult r = run_cli("stats " + input + " --features " + q(features) + " -o " + q(out));
+    EXPECT_EQ(r.code, 2) << out << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, "an input of this command")) << out;
+    expect_clean_error(r);
+  }
+  EXPECT_TRUE(read_file(features) == model_bytes) << "the feature model was written over";
+  EXPECT_TRUE(read_file(run / "samples.npy") == npy_bytes) << "the samples were written over";
+  const fs::path notes = tmp.path / "notes.json";
+  std::ofstream(notes) << "{\"mine\": true}\n";
+  const CliResult r = run_cli("stats " + q(run) + " --features " + q(features) + " -o " + q(notes));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "is not a statistics file diffode wrote"));
+  EXPECT_EQ(read_file(notes), "{\"mine\": true}\n");
+  // Its own statistics are replaced as before.
+  ASSERT_EQ(run_cli("stats " + q(run) + " --features " + q(features) + " -o " + q(tmp.path / "s.json")).code, 0);
+  EXPECT_EQ(run_cli("stats " + q(run) + " --features " + q(features) + " -o " + q(tmp.path / "s.json")).code, 0);
+}
+
+// A run folder's manifest read by eval is input: a field of the wrong type is named (exit 2).
+TEST(CliOutputs, EvalNamesAManifestFieldOfTheWrongType) {
+  TempDir tmp;
+  const fs::path run = small_fmnist_run(tmp);
+  const json good = json::parse(read_file(run / "manifest.json"));
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"/labels/0", json::array({"a", "b", "c", "d", "e", "f", "g", "h"})},
+      {"/labels", "all"},
+      {"/run/model/metadata/num_classes", "ten"},
+  };
+  for (const auto& [pointer, value] : cases) {
+    json m = good;
+    if (pointer == "/run/model/metadata/num_classes")
+      m["run"]["model"]["metadata"]["num_classes"] = value;
+    else
+      m["labels"] = value;
+    write_json(run / "manifest.json", m);
+    const CliResult r = run_cli("eval " + q(run) + " --features " + q(model_path("fmnist_features.pt")) + " --stats " +
+                                q(model_path("fmnist_features.test_stats.json")));
+    EXPECT_EQ(r.code, 2) << pointer << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, (run / "manifest.json").string() + ": " + pointer)) << pointer;
+    expect_clean_error(r);
+  }
+}
+
+// ---------------------------------------------------------------- hardening, round 2 (issue 25)
+
+// Every input file is regular and bounded: a FIFO blocked for ever, /dev/zero was read until
+// memory ran out, a directory was "malformed JSON".
+TEST_F(CliBadInput, EveryInputFileIsRegular) {
+  const fs::path fifo = tmp.path / "fifo.json";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string blocking = "timeout 60 '" + std::string(DIFFODE_CLI) + "' ";
+  auto cli = [&](const std::string& args) { return run_shell(blocking + args, tmp.path); };
+  expect_bad_input(cli("sample -c " + q(fifo) + " -o " + q(out())), {"config " + fifo.string(), "is not a regular file"});
+  expect_bad_input(cli("sample -c /dev/zero -o " + q(out())), {"config /dev/zero", "is not a regular file"});
+  fs::create_directories(tmp.path / "dir.json");
+  expect_bad_input(cli("sample -c " + q(tmp.path / "dir.json") + " -o " + q(out())), {"dir.json: is a directory"});
+  json tuned = gauss_config();
+  tuned["schedule"] = {{"name", "tuned"}, {"path", fifo.string()}};
+  expect_bad_input(cli("sample -c " + q(config(tuned)) + " -o " + q(out())),
+                   {"/schedule/path", "tuned grid " + fifo.string(), "is not a regular file"});
+  const fs::path samples = tmp.path / "samples.npy";
+  {
+    const std::vector<float> values(4 * 3 * 8 * 8, 0.5f);
+    diffode::write_npy(samples, {4, 3, 8, 8}, values.data());
+  }
+  const CliResult stats = cli("eval " + q(samples) + " --features " + q(model_path("fmnist_features.pt")) +
+                              " --stats " + q(fifo));
+  EXPECT_EQ(stats.code, 2) << stats.output;
+  EXPECT_TRUE(Contains(stats.output, "statistics " + fifo.string() + ": is not a regular file")) << stats.output;
+}
+
+// A grid point no float state can hold is named at the schedule (its NaN was blamed on the model).
+TEST_F(CliBadInput, AGridPointBeyondFloatRangeIsTheSchedules) {
+  json j = gauss_config();
+  j["schedule"] = {{"name", "custom"}, {"sigmas", {1e308, 1.0, 0.0}}};
+  j["solver"]["steps"] = 2;
+  expect_bad_input(sample(config(j)), {"/schedule: grid point 0 (sigma 1e+308) is beyond 1e+30"});
+}
+
+// Text that is not UTF-8 (a path, a --set value) cannot be recorded in JSON: named, exit 2
+// (it failed as nlohmann's type_error 316 when the manifest was written).
+TEST_F(CliBadInput, NonUtf8TextIsNamed) {
+  const CliResult r = sample(config(gauss_config()), q("--set=model.path=" + tmp.path.string() + "/\xff.pt"));
+  expect_bad_input(r, {"/model/path: is not UTF-8 text"});
+  json j = gauss_config();
+  j["compare"] = {{"solvers", {{{"name", "euler"}, {"label", "ok"}}}}, {"nfe", {4}}};
+  const CliResult c = run_cli("compare -c " + q(config(j)) + " " + q("--set=compare.solvers=[{\"name\": \"euler\"}]") +
+                                  " " + q("--set=output.dir=\xfe"),
+                              tmp.path);
+  EXPECT_EQ(c.code, 2) << c.output;
+  EXPECT_TRUE(Contains(c.output, "/output/dir: is not UTF-8 text")) << c.output;
+}
+
+// A path the file system refuses is the user's (exit 2, one line), not an internal error.
+TEST(CliHardening, AFileSystemErrorIsBadInput) {
+  TempDir tmp;
+  const fs::path gone = tmp.path / "gone";
+  fs::create_directories(gone);
+  const CliResult r = run_shell("cd " + q(gone) + " && rmdir " + q(gone) + " && '" + std::string(DIFFODE_CLI) +
+                                    "' sample -c " + q(repo() / "configs/gauss.json") + " -o out",
+                                tmp.path);
+  EXPECT_EQ(r.code, 2) << r.output;
+  expect_clean_error(r);
+  EXPECT_TRUE(Contains(r.output, "error: filesystem error")) << r.output;
+}
+
+// Results printed to a full stdout are lost: exit 1 and a word, not 0.
+TEST(CliHardening, AFullStdoutIsAFailure) {
+  const CliResult r = run_shell("{ '" + std::string(DIFFODE_CLI) + "' solvers > /dev/full; }", repo());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(Contains(r.output, "cannot write to standard output")) << r.output;
+  EXPECT_EQ(run_shell("'" + std::string(DIFFODE_CLI) + "' solvers > /dev/null", repo()).code, 0);
+}
+
+// An unknown sweep key lists some keys, not all ~70 on one 1.5 KB line.
+TEST(CliHardening, AnUnknownSweepKeyGetsAShortList) {
+  TempDir tmp;
+  const fs::path cfg = write_json(tmp.path / "sweep.json",
+                                  {{"model", {{"path", model_path("gauss.pt").string()}}},
+                                   {"sweep", {{"solver.nfee", {1, 2}}}}});
+  const CliResult r = run_cli("sample -c " + q(cfg) + " -o " + q(tmp.path / "out"), tmp.path);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "(did you mean 'solver.nfe'?)")) << r.output;
+  EXPECT_TRUE(Contains(r.output, " more)")) << r.output;
+  EXPECT_LT(r.output.size(), 1000u) << r.output;
 }

@@ -3,10 +3,13 @@
 // for unreachable targets, the outputs (table, CSV, JSON, labelled grid, PLplot figure),
 // the cache, and every bad compare section (exit 2); a row's JSON for each of its states.
 #include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <limits>
 
 #include "diffode/runs/compare.hpp"
 #include "diffode/io/npy.hpp"
+#include "plot.hpp"  // internal to diffode::runs: the plot's choices
 #include "test_cli_util.hpp"
 
 namespace {
@@ -359,4 +362,150 @@ TEST(Compare, EachSolverMayCarryItsOwnPlan) {
   EXPECT_TRUE(Contains(bad.output, "dpmpp2m tuned at NFE 5"));
   EXPECT_TRUE(Contains(bad.output, "/compare/solvers/1/schedule/path"));
   EXPECT_FALSE(fs::exists(d.tmp.path / "out2" / "compare.json"));
+}
+
+// ---------------------------------------------------------------- cached records are checked (issue 25)
+
+namespace {
+
+json gauss_compare_config(int seed) {
+  return {{"model", {{"path", model_path("gauss.pt").string()}}},
+          {"sampling", {{"num_samples", 8}, {"batch_size", 8}, {"seed", seed}}},
+          {"compare", {{"solvers", {{{"name", "euler"}}}}, {"nfe", {4}}, {"reference", {{"steps", 40}, {"tolerance", 1}}}}}};
+}
+
+}  // namespace
+
+// A cell in cells/ edited after it was written is not reused: it is sampled again.
+TEST(CompareCache, AnEditedCellIsSampledAgain) {
+  CompareDir d;
+  const fs::path cfg = write_json(d.tmp.path / "cmp.json", gauss_compare_config(0));
+  const fs::path out = d.tmp.path / "out";
+  ASSERT_EQ(run_cli("compare -c " + q(cfg) + " -o " + q(out)).code, 0);
+  const json first = json::parse(read_file(out / "compare.json"));
+  const fs::path cell = out / "cells" / "0-euler@4.json";
+  json edited = json::parse(read_file(cell));
+  edited["result"]["rmse"] = -5.0;
+  write_json(cell, edited);
+  const CliResult r = run_cli("compare -c " + q(cfg) + " -o " + q(out));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_FALSE(Contains(r.output, "kept from"));
+  const json again = json::parse(read_file(out / "compare.json"));
+  EXPECT_EQ(again["cells"][0]["rmse"], first["cells"][0]["rmse"]);
+  // Unedited, it is kept.
+  EXPECT_TRUE(Contains(run_cli("compare -c " + q(cfg) + " -o " + q(out)).output, "euler at NFE 4: kept from"));
+}
+
+// A cached reference whose samples were swapped with another key's is computed again.
+TEST(CompareCache, AReferenceSwappedBetweenKeysIsComputedAgain) {
+  CompareDir d;
+  const fs::path a = write_json(d.tmp.path / "a.json", gauss_compare_config(0));
+  const fs::path b = write_json(d.tmp.path / "b.json", gauss_compare_config(100));
+  ASSERT_EQ(run_cli("compare -c " + q(a) + " -o " + q(d.tmp.path / "a")).code, 0);
+  ASSERT_EQ(run_cli("compare -c " + q(b) + " -o " + q(d.tmp.path / "b")).code, 0);
+  const json rmse_a = json::parse(read_file(d.tmp.path / "a" / "compare.json"))["cells"][0]["rmse"];
+  std::vector<fs::path> npys;
+  for (const auto& e : fs::directory_iterator(d.cache()))
+    if (e.path().extension() == ".npy") npys.push_back(e.path());
+  ASSERT_EQ(npys.size(), 2u);
+  fs::rename(npys[0], d.cache() / "swap");
+  fs::rename(npys[1], npys[0]);
+  fs::rename(d.cache() / "swap", npys[1]);
+  fs::remove_all(d.tmp.path / "a" / "cells");  // the cells are measured again, against the reference
+  const CliResult r = run_cli("compare -c " + q(a) + " -o " + q(d.tmp.path / "a"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_FALSE(Contains(r.output, "reference from the cache"));
+  EXPECT_EQ(json::parse(read_file(d.tmp.path / "a" / "compare.json"))["cells"][0]["rmse"], rmse_a);
+}
+
+// A user's compare.csv in the output folder is not written over.
+TEST(CompareCache, AUsersCompareCsvIsNotWrittenOver) {
+  CompareDir d;
+  const fs::path cfg = write_json(d.tmp.path / "cmp.json", gauss_compare_config(0));
+  const fs::path out = d.tmp.path / "out";
+  fs::create_directories(out);
+  std::ofstream(out / "compare.csv") << "mine\n";
+  const CliResult r = run_cli("compare -c " + q(cfg) + " -o " + q(out));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "compare.csv was not written by diffode"));
+  EXPECT_EQ(read_file(out / "compare.csv"), "mine\n");
+}
+
+// ---------------------------------------------------------------- the plot
+
+namespace {
+
+// 15 series in one decade and one diverging (docs/amed/error_vs_nfe.png's shape), as
+// series 1 like amed+ipndm there; the others between 0.01 and 0.1.
+std::vector<diffode::PlotSeries> bulk_and_outlier(size_t n) {
+  std::vector<diffode::PlotSeries> out;
+  for (size_t k = 0; k < n; ++k) {
+    diffode::PlotSeries s{"solver " + std::to_string(k) + (k == 5 ? " with a long label, o2 tuned" : ""), {}, {}};
+    for (double nfe : {3.0, 5.0, 7.0, 9.0}) {
+      s.x.push_back(nfe);
+      s.y.push_back(k == 1 ? 2.6 * std::pow(nfe / 3, -1.6) : (0.031 + 0.0035 * static_cast<double>(k % 19)) * 3 / nfe);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+// No two series share colour, marker, line style and width, however many there are; the
+// series the issue confused (1 and 11: the same orange square) differ in marker and line.
+TEST(Plot, EverySeriesHasAStyleOfItsOwn) {
+  for (size_t n : {40u, 1200u}) {
+    const std::vector<diffode::SeriesStyle> styles = diffode::series_styles(n);
+    ASSERT_EQ(styles.size(), n);
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = i + 1; j < n; ++j) ASSERT_FALSE(styles[i] == styles[j]) << i << " and " << j << " of " << n;
+    for (size_t i = 0; i + 1 < n; ++i) {
+      EXPECT_NE(styles[i].colour, styles[i + 1].colour);
+      EXPECT_NE(styles[i].marker, styles[i + 1].marker);
+    }
+  }
+  const auto s = diffode::series_styles(16);
+  EXPECT_EQ(s[1].colour, s[11].colour);
+  EXPECT_NE(s[1].marker, s[11].marker);
+  EXPECT_NE(s[1].line, s[11].line);
+}
+
+// A diverging series does not squash the others: the y axis spans the bulk's decades, and
+// the outlier is drawn clipped at the top and says so in the legend.
+TEST(Plot, AnOffScaleSeriesIsClippedAndMarked) {
+  std::vector<diffode::PlotSeries> series = bulk_and_outlier(16);
+  const diffode::YRange r = diffode::choose_y_range(series);
+  EXPECT_EQ(r.lo, -2);
+  EXPECT_EQ(r.hi, -1);  // the bulk lies in [0.01, 0.1]; the outlier's 2.6 would make it [0.01, 10]
+  for (size_t k = 0; k < series.size(); ++k) {
+    EXPECT_EQ(r.off_scale[k], k == 1) << k;
+    EXPECT_EQ(r.labels[k], series[k].label + (k == 1 ? " (off scale, max 2.6)" : "")) << k;
+  }
+  // High values that are half the data are the bulk, not an outlier; a lone series sets its range.
+  for (size_t k = 0; k < 8; ++k)
+    for (double& y : series[k].y) y *= 100;
+  EXPECT_EQ(diffode::choose_y_range(series).hi, 1);
+  EXPECT_EQ(diffode::choose_y_range({series[1]}).off_scale, std::vector<bool>{false});
+  // A value that is not finite is off scale, never dropped without a word.
+  std::vector<diffode::PlotSeries> inf = bulk_and_outlier(4);
+  inf[1].y = {0.1, std::numeric_limits<double>::infinity(), 0.05, 0.02};
+  const diffode::YRange ri = diffode::choose_y_range(inf);
+  EXPECT_TRUE(ri.off_scale[1]);
+  EXPECT_EQ(ri.labels[1], "solver 1 (off scale, max inf)");
+}
+
+// 40 series and an outlier render (PNG and SVG). DIFFODE_TEST_KEEP_PLOT=DIR keeps the files
+// in DIR, to look at them.
+TEST(Plot, ManySeriesAndAnOutlierRender) {
+  TempDir tmp;
+  const char* keep = std::getenv("DIFFODE_TEST_KEEP_PLOT");
+  const fs::path dir = keep ? fs::path(keep) : tmp.path;
+  for (size_t n : {16u, 40u}) {
+    const std::string name = "plot" + std::to_string(n);
+    diffode::plot_loglog(bulk_and_outlier(n), "NFE", "RMSE", "16+ series and an outlier", dir / (name + ".svg"),
+                         dir / (name + ".png"));
+    EXPECT_GT(fs::file_size(dir / (name + ".png")), 1000u);
+    EXPECT_GT(fs::file_size(dir / (name + ".svg")), 1000u);
+  }
 }

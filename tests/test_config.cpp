@@ -840,3 +840,33 @@ TEST_F(ConfigErrors, StepsNfeAndThreadsAreBounded) {
   EXPECT_TRUE(Contains(error_for(minimal(), {"sampling.seed=9223372036854775807"}),
                        "/sampling/seed: must be in [0, 4611686018427387904]"));
 }
+
+// An empty path names no file; as output.dir it would be the working directory (as -o ''
+// would, which the CLI refuses). Every path key refuses it, by name, from a file or --set.
+TEST_F(ConfigErrors, AnEmptyPathIsRefusedByName) {
+  const std::string set = error_for(minimal(), {"output.dir="});
+  EXPECT_TRUE(Contains(set, "/output/dir: must be a path, got an empty string"));
+  EXPECT_TRUE(Contains(error_for(with("output", {{"dir", ""}})), "/output/dir: must be a path"));
+  EXPECT_TRUE(Contains(error_for({{"model", {{"path", ""}}}}), "/model/path: must be a path"));
+  EXPECT_TRUE(Contains(error_for(with("schedule", {{"name", "tuned"}, {"path", ""}})), "/schedule/path: must be a path"));
+  // A config as diffode writes it back (an unset path left out) reads again.
+  const Config c = parse_config(minimal(), "inline", "/");
+  EXPECT_NO_THROW(parse_config(to_json(c), "inline", "/"));
+}
+
+// A learning rate past float's range failed inside Adam as an internal error.
+TEST_F(ConfigErrors, TheLearningRateIsBounded) {
+  EXPECT_TRUE(Contains(error_for(minimal(), {"distill.lr=1e300"}), "/distill/lr: must be in (0.0, 10.0], got 1e+300"));
+  EXPECT_TRUE(Contains(error_for(minimal(), {"distill.lr=0"}), "/distill/lr: must be in (0.0, 10.0], got 0"));
+}
+
+// Text that is not UTF-8 cannot be written into a run's records: named at its key.
+TEST_F(ConfigErrors, TextThatIsNotUtf8IsNamed) {
+  EXPECT_TRUE(Contains(error_for(minimal(), {"model.device=c\xff"}), "/model/device: is not UTF-8 text"));
+  EXPECT_TRUE(Contains(error_for(minimal(), {"output.dir=\xc3\x28"}), "/output/dir: is not UTF-8 text"));
+  EXPECT_TRUE(diffode::valid_utf8("\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  EXPECT_FALSE(diffode::valid_utf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(diffode::valid_utf8("\xed\xa0\x80"));      // a surrogate
+  EXPECT_FALSE(diffode::valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(diffode::valid_utf8("\xe2\x82"));          // cut
+}

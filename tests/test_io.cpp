@@ -341,6 +341,52 @@ TEST(Npy, ReadRefusesShapesTheFileCannotHold) {
   EXPECT_EQ(with_header("(4, 4)"), "accepted");
 }
 
+// The header is read as the Python dict literal it is, not searched for substrings: text
+// inside a string value, a repeated key or an unknown key never decides what is read.
+TEST(Npy, HeaderIsParsedAsADictLiteral) {
+  TempDir tmp;
+  const fs::path f = tmp.path / "a.npy";
+  auto read = [&](const std::string& dict, char major = 1) {
+    std::string bytes = std::string("\x93NUMPY", 6) + major + '\0';
+    bytes += static_cast<char>((dict.size() + 1) & 0xff);
+    bytes += static_cast<char>((dict.size() + 1) >> 8);
+    std::ofstream(f, std::ios::binary) << bytes << dict << '\n' << std::string(64, '\0');
+    try {
+      const diffode::NpyArray a = diffode::read_npy(f);
+      std::string shape = "shape";
+      for (int64_t d : a.shape) shape += " " + std::to_string(d);
+      return shape;
+    } catch (const diffode::InputError& e) {
+      return std::string(e.what());
+    }
+  };
+  const std::string where = "array " + f.string() + ": ";
+  const std::string in_string = read("{'descr': '<f4', 'x': \"'shape': (2,)\", 'fortran_order': False, 'shape': (4,)}");
+  EXPECT_EQ(in_string.rfind(where + "header at byte 17: unknown key 'x'", 0), 0u) << in_string;
+  const std::string fortran = read("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), 'y': 'fortran_order: False'}");
+  EXPECT_EQ(fortran.rfind(where + "header at byte 34: fortran_order True: expected False (C order)", 0), 0u) << fortran;
+  const std::string twice = read("{'descr': '<f4', 'fortran_order': False, 'fortran_order': False, 'shape': (2,)}");
+  EXPECT_NE(twice.find("key 'fortran_order' given twice"), std::string::npos) << twice;
+  EXPECT_NE(read("{'descr': '<f4', 'shape': (2,)}").find("missing key 'fortran_order'"), std::string::npos);
+  EXPECT_NE(read("{'descr': '<f8', 'fortran_order': False, 'shape': (2,)}").find("descr '<f8': expected float32"),
+            std::string::npos);
+  EXPECT_NE(read("{'descr': '<f4', 'fortran_order': False, 'shape': (2)}").find("a 1-D shape is written (n,)"),
+            std::string::npos);
+  EXPECT_NE(read("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} x").find("text after the dict"),
+            std::string::npos);
+  EXPECT_NE(read("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 02)}").find("'02' is not a size"),
+            std::string::npos);
+  // Versions 2.0 and 3.0 (4-byte header lengths) are refused by name.
+  EXPECT_NE(read("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)}", 2).find("is a version 2.0 .npy file"),
+            std::string::npos);
+  // What numpy may write: other key orders, double quotes, no trailing comma, a 0-d shape.
+  EXPECT_EQ(read("{\"shape\": (2, 3), \"fortran_order\": False, \"descr\": \"<f4\"}"), "shape 2 3");
+  EXPECT_EQ(read("{'descr': '<f4', 'fortran_order': False, 'shape': (3, ), }"), "shape 3");
+  EXPECT_EQ(read("{'descr':'<f4','fortran_order':False,'shape':()}"), "shape");
+  EXPECT_EQ(diffode::parse_npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 3, 8, 8), }  \n", "h"),
+            (std::vector<int64_t>{16, 3, 8, 8}));
+}
+
 // ---------------------------------------------------------------- atomic files
 
 TEST(AtomicFile, UncommittedLeavesNoFileAndNoTemporary) {

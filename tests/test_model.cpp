@@ -3,8 +3,10 @@
 // sampled from t = 1 is exact; the denoiser counts the model evaluations a solver makes.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/script.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "diffode/core/error.hpp"
@@ -216,4 +218,40 @@ TEST(Denoiser, CountsTheEvaluationsASolverMakes) {
         den.reset();
         EXPECT_EQ(den.evaluations(), 0) << at;
       }
+}
+
+namespace {
+
+// A copy of models/gauss.pt whose diffode.json has been changed by `edit`.
+std::filesystem::path gauss_with_meta(const test::TempDir& dir, const std::function<void(json&)>& edit) {
+  torch::jit::ExtraFilesMap extra{{"diffode.json", ""}};
+  torch::jit::Module m = torch::jit::load(test::model_path("gauss.pt").string(), c10::kCPU, extra);
+  json meta = json::parse(extra["diffode.json"]);
+  edit(meta);
+  const std::filesystem::path out = dir.path / "edited.pt";
+  m.save(out.string(), {{"diffode.json", meta.dump()}});
+  return out;
+}
+
+std::string load_error_at(const std::filesystem::path& file) {
+  ModelOptions opt;
+  opt.path = file;
+  return test::error_of([&] { Model::load(opt); });
+}
+
+}  // namespace
+
+// A key of the process written beside `process` would be ignored and give wrong samples:
+// it is refused, suggesting process.<key>; any other unknown key suggests the nearest one.
+TEST(Metadata, UnknownArchiveKeysAreRefusedByName) {
+  const test::TempDir dir;
+  const std::string misplaced = load_error_at(gauss_with_meta(dir, [](json& j) { j["time_scale"] = 1000; }));
+  EXPECT_NE(misplaced.find("diffode.json: /time_scale: unknown key 'time_scale'"), std::string::npos) << misplaced;
+  EXPECT_NE(misplaced.find("did you mean 'process.time_scale'?"), std::string::npos) << misplaced;
+  const std::string typo = load_error_at(gauss_with_meta(dir, [](json& j) { j["sigma_mx"] = 80; }));
+  EXPECT_NE(typo.find("/sigma_mx: unknown key 'sigma_mx' (did you mean 'sigma_max'?)"), std::string::npos) << typo;
+  // The informational keys shipped archives carry, and the user's own x_ keys, load.
+  EXPECT_EQ(load_error_at(gauss_with_meta(dir, [](json& j) { j["x_trained_by"] = "me"; })), "(no error)");
+  const std::string wrong_type = load_error_at(gauss_with_meta(dir, [](json& j) { j["gauss_s"] = "half"; }));
+  EXPECT_NE(wrong_type.find("/gauss_s: expected a number"), std::string::npos) << wrong_type;
 }

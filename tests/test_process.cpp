@@ -362,3 +362,20 @@ TEST(Discrete, BadProcessesAreNamed) {
   for (const auto& [spec, message] : cases)
     EXPECT_NE(error_of(spec).find(message), std::string::npos) << spec.dump() << "\n  got: " << error_of(spec);
 }
+
+// An alpha-bar this close to 0 gives no finite noise level: named at its entry (it was read
+// as sigma_max inf and blamed on the model's metadata).
+TEST(Process, AnAlphaBarTooCloseToZeroIsNamed) {
+  const std::string msg = error_of({{"type", "discrete"}, {"alphas_cumprod", {0.9, 0.5, 1e-310}}});
+  EXPECT_NE(msg.find("m/process/alphas_cumprod/2: 1e-310 gives sigma e^356.9"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("beyond 1e30"), std::string::npos) << msg;
+  EXPECT_EQ(error_of({{"type", "discrete"}, {"alphas_cumprod", {0.9, 0.5, 1e-50}}}), "");  // sigma 1e25: a table
+}
+
+// A flow shift past any plan collapsed the grid, and was reported at /solver/nfe.
+TEST(Process, AFlowShiftIsBounded) {
+  EXPECT_NE(error_of({{"type", "flow"}, {"shift", 5e-324}}).find("m/process/shift: must be in [1e-4, 1e4]"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"type", "flow"}, {"shift", 1e5}}).find("/shift: must be in [1e-4, 1e4]"), std::string::npos);
+  EXPECT_EQ(error_of({{"type", "flow"}, {"shift", 3.0}}), "");
+}

@@ -144,3 +144,24 @@ TEST(Samples, NonFiniteSamplesAreRefusedByName) {
   write_npy(file, {4, 3}, x.data());
   EXPECT_EQ(load_samples(file).samples.size(0), 4);
 }
+
+// A covariance with a negative eigenvalue is no covariance: frechet_distance gave 0 for
+// such statistics. It is refused, naming the file when it comes from one.
+TEST(StatsFile, NonPositiveSemiDefiniteCovarianceIsRefused) {
+  const at::Tensor bad = at::tensor({1.0, 2.0, 2.0, 1.0}, at::kDouble).view({2, 2});  // eigenvalues 3, -1
+  const FeatureStats a = stats_of(at::zeros({2}), bad), b = stats_of(at::zeros({2}), at::eye(2, at::kDouble));
+  for (const auto& p : {std::pair{a, b}, std::pair{b, a}, std::pair{a, a}}) {
+    const std::string msg = error_of([&] { frechet_distance(p.first, p.second); });
+    EXPECT_NE(msg.find("is not positive semi-definite (eigenvalue -1"), std::string::npos) << msg;
+  }
+  test::TempDir dir;
+  const fs::path file = dir.path / "s.json";
+  std::ofstream(file) << R"({"feature_dim": 2, "count": 10, "mean": [0, 0], "cov": [[1, 2], [2, 1]]})";
+  const std::string msg = error_of([&] { load_reference_stats(file); });
+  EXPECT_NE(msg.find("statistics " + file.string() + ": /cov: is not positive semi-definite"), std::string::npos)
+      << msg;
+  // Rounding below the tolerance is not refused: a rank-deficient covariance is valid.
+  const at::Tensor x = at::randn({3, 8}, at::kDouble);
+  const FeatureStats low_rank = feature_stats(x);
+  EXPECT_NEAR(frechet_distance(low_rank, low_rank), 0.0, 1e-9);
+}

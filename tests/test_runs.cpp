@@ -445,3 +445,159 @@ TEST(Resume, TemporariesOfAKilledAssemblyDoNotOutliveTheRerun) {
   for (const char* f : {"mine.npy.tmp-1-2", "samples.npy.tmp-x-2", "notes.txt"}) EXPECT_TRUE(fs::exists(out / f)) << f;
   EXPECT_TRUE(fs::exists(out / "samples" / "3.png"));
 }
+
+// ---------------------------------------------------------------- whose folder (issue 25)
+
+namespace {
+
+std::string gauss_sample(const fs::path& out, const std::string& extra = "") {
+  return "sample -c " + q(repo() / "configs" / "gauss.json") + " " + extra + " -o " + q(out);
+}
+
+void write_text(const fs::path& file, const std::string& text) {
+  fs::create_directories(file.parent_path());
+  std::ofstream(file, std::ios::binary) << text;
+}
+
+}  // namespace
+
+// A manifest is read back as input: one whose "files" name a path outside the folder (or any
+// name diffode does not write) is refused by name, and nothing it names is removed.
+TEST(OwnFolder, AManifestNamingFilesOutsideTheFolderDeletesNothing) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  ASSERT_EQ(run_cli(gauss_sample(out)).code, 0);
+  write_text(tmp.path / "precious.txt", "mine");
+  write_text(tmp.path / "abs.txt", "mine too");
+  json m = json::parse(read_file(out / "manifest.json"));
+  m["files"].push_back("../precious.txt");
+  m["files"].push_back((tmp.path / "abs.txt").string());
+  write_json(out / "manifest.json", m);
+  const CliResult r = run_cli(gauss_sample(out, "--set sampling.seed=7"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, (out / "manifest.json").string() + ": /files/"));
+  EXPECT_TRUE(Contains(r.output, "../precious.txt"));
+  expect_clean_error(r);
+  EXPECT_EQ(read_file(tmp.path / "precious.txt"), "mine");
+  EXPECT_EQ(read_file(tmp.path / "abs.txt"), "mine too");
+  EXPECT_TRUE(fs::exists(out / "samples.npy"));
+}
+
+// A user's own file under one of diffode's names is never written over: exit 2 naming it,
+// the file as it was; other files beside a run are left alone.
+TEST(OwnFolder, AUsersFilesUnderDiffodesNamesAreNotWrittenOver) {
+  TempDir tmp;
+  for (const char* name : {"samples.npy", "grid.png", "manifest.json", "timings.json", "samples/0.png", "shard.json"}) {
+    const fs::path out = tmp.path / (std::string("out-") + fs::path(name).filename().string());
+    write_text(out / name, "mine");
+    const CliResult r = run_cli(gauss_sample(out));
+    EXPECT_EQ(r.code, 2) << name << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, out.string())) << name;
+    expect_clean_error(r);
+    EXPECT_EQ(read_file(out / name), "mine") << name;
+    EXPECT_EQ(files_under(out), std::vector<std::string>{fs::path(name).string()}) << name;
+  }
+  // merge -o DEST: the same.
+  const fs::path sharded = tmp.path / "sharded";
+  ASSERT_EQ(run_cli(gauss_sample(sharded, "--shard 0/2")).code, 0);
+  ASSERT_EQ(run_cli(gauss_sample(sharded, "--shard 1/2")).code, 0);
+  const fs::path dest = tmp.path / "dest";
+  write_text(dest / "samples.npy", "mine");
+  const CliResult m = run_cli("merge " + q(sharded) + " -o " + q(dest));
+  EXPECT_EQ(m.code, 2) << m.output;
+  EXPECT_TRUE(Contains(m.output, "samples.npy was not written by diffode"));
+  EXPECT_EQ(read_file(dest / "samples.npy"), "mine");
+  // Beside a finished run of diffode's own, a file of another name stays and the run is replaced.
+  const fs::path run = tmp.path / "run";
+  ASSERT_EQ(run_cli(gauss_sample(run)).code, 0);
+  write_text(run / "notes.txt", "mine");
+  const CliResult again = run_cli(gauss_sample(run, "--set sampling.seed=3"));
+  EXPECT_EQ(again.code, 0) << again.output;
+  EXPECT_EQ(read_file(run / "notes.txt"), "mine");
+  EXPECT_EQ(json::parse(read_file(run / "manifest.json"))["seeds"]["first"], 3);
+}
+
+// DIR/.lock that diffode did not write (holding text, or a link to another file) is refused
+// before it is written to, and left.
+TEST(OwnFolder, AUsersLockFileOrALinkedOneIsLeftAlone) {
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  write_text(out / ".lock", "my notes\n");
+  const CliResult r = run_cli(gauss_sample(out));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, (out / ".lock").string() + " is not diffode's lock file"));
+  EXPECT_EQ(read_file(out / ".lock"), "my notes\n");
+
+  const fs::path linked = tmp.path / "linked";
+  write_text(tmp.path / "target.txt", "precious");
+  fs::create_directories(linked);
+  fs::create_symlink(tmp.path / "target.txt", linked / ".lock");
+  const CliResult l = run_cli(gauss_sample(linked));
+  EXPECT_EQ(l.code, 2) << l.output;
+  EXPECT_TRUE(Contains(l.output, "symbolic link"));
+  EXPECT_EQ(read_file(tmp.path / "target.txt"), "precious");
+  EXPECT_TRUE(fs::is_symlink(linked / ".lock"));
+  // A stale lock of a killed diffode (a pid) is taken over as before.
+  const fs::path stale = tmp.path / "stale";
+  write_text(stale / ".lock", "999999");
+  EXPECT_EQ(run_cli(gauss_sample(stale)).code, 0);
+  EXPECT_FALSE(fs::exists(stale / ".lock"));
+}
+
+// parts/ (and samples/) that is a link to another folder is refused: that folder's files stay.
+TEST(OwnFolder, PartsOrSamplesAsASymlinkIsRefused) {
+  TempDir tmp;
+  const fs::path elsewhere = tmp.path / "elsewhere";
+  write_text(elsewhere / "run.json", "mine");
+  write_text(elsewhere / "batch-000000000000.npy", "mine");
+  write_text(elsewhere / "0.png", "mine");
+  for (const char* folder : {"parts", "samples"}) {
+    const fs::path out = tmp.path / folder;
+    fs::create_directories(out);
+    fs::create_directory_symlink(elsewhere, out / folder);
+    const CliResult r = run_cli(gauss_sample(out));
+    EXPECT_EQ(r.code, 2) << folder << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, (out / folder).string() + " exists and is not a folder (or is a symbolic link)"));
+    expect_clean_error(r);
+  }
+  EXPECT_EQ(files_under(elsewhere), (std::vector<std::string>{"0.png", "batch-000000000000.npy", "run.json"}));
+  for (const auto& f : files_under(elsewhere)) EXPECT_EQ(read_file(elsewhere / f), "mine") << f;
+}
+
+// A config whose name leaves no folder name ("...json": stem "..") never makes a run write
+// outside -o or into the working directory.
+TEST(OwnFolder, AConfigNamedDotDotJsonNamesNoRunFolder) {
+  TempDir tmp;
+  const fs::path cfgs = tmp.path / "work" / "cfgs";
+  fs::create_directories(cfgs);
+  fs::copy_file(repo() / "configs" / "gauss.json", cfgs / "...json");
+  fs::copy_file(repo() / "configs" / "gauss.json", cfgs / "b.json");
+  for (auto* name : {"...json", "b.json"}) {
+    json j = json::parse(read_file(cfgs / name));
+    j["model"]["path"] = (repo() / "models" / "gauss.pt").string();
+    write_json(cfgs / name, j);
+  }
+  const auto before = files_under(tmp.path);
+  const CliResult batch = run_cli("sample -c " + q(cfgs / "...json") + " -c " + q(cfgs / "b.json") + " -o " +
+                                  q(tmp.path / "work" / "root"), tmp.path / "work");
+  EXPECT_EQ(batch.code, 2) << batch.output;
+  EXPECT_TRUE(Contains(batch.output, "its run folder would be named '..'"));
+  expect_clean_error(batch);
+  const CliResult plain = run_cli("sample -c " + q(cfgs / "...json"), tmp.path / "work");
+  EXPECT_EQ(plain.code, 2) << plain.output;
+  EXPECT_TRUE(Contains(plain.output, "its run folder would be named '..'"));
+  EXPECT_EQ(files_under(tmp.path), before);
+}
+
+// A batch run's root: a user's index.csv (with no index.json of diffode's) is not written over.
+TEST(OwnFolder, ABatchRunLeavesAUsersIndexCsv) {
+  TempDir tmp;
+  const fs::path root = tmp.path / "root";
+  write_text(root / "index.csv", "mine\n");
+  const std::string cfg = q(repo() / "configs" / "gauss.json");
+  const CliResult r = run_cli("sample -c " + cfg + " -c " + q(repo() / "configs" / "gmm2d.json") + " -o " + q(root));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "index.csv was not written by diffode"));
+  EXPECT_EQ(read_file(root / "index.csv"), "mine\n");
+  EXPECT_EQ(files_under(root), std::vector<std::string>{"index.csv"});
+}

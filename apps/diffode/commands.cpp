@@ -130,8 +130,10 @@ int run_configs(const ConfigArgs& args, const CommandRun& run) {
     out_dir = fs::absolute(*args.out);
   else if (first.output.dir)
     out_dir = *first.output.dir;
-  else
+  else {
+    check_run_folder_name(args.configs.front().stem().string(), args.configs.front().string());
     out_dir = fs::absolute(fs::path("runs") / args.configs.front().stem());
+  }
   Progress progress;
   opt.progress = std::ref(progress);
   if (runs.size() == 1 && runs.front().sweep.empty()) {
@@ -292,8 +294,36 @@ int cmd_eval(const EvalArgs& args) {
   return 0;
 }
 
+namespace {
+
+// Refuses an output file that is one of the command's inputs (the same file, however named),
+// or an existing file that is not a statistics file (diffode writes over only its own).
+void check_stats_output(const EvalArgs& args) {
+  std::vector<fs::path> inputs = {args.features, args.samples};
+  if (fs::is_directory(args.samples)) inputs = {args.features, args.samples / "samples.npy", args.samples / "manifest.json"};
+  for (const auto& in : inputs) {
+    std::error_code ec;
+    if (fs::equivalent(args.stats, in, ec))
+      throw InputError("-o " + args.stats.string() + ": is " + in.string() +
+                       ", an input of this command: give another file for the statistics");
+  }
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(args.stats, ec))) return;
+  try {
+    if (!fs::is_regular_file(fs::symlink_status(args.stats, ec))) throw InputError("not a regular file");
+    load_reference_stats(args.stats);
+  } catch (const InputError&) {
+    throw InputError("-o " + args.stats.string() +
+                     ": exists and is not a statistics file diffode wrote; diffode does not write over it: give "
+                     "another file or move it away");
+  }
+}
+
+}  // namespace
+
 int cmd_stats(const EvalArgs& args) {
   set_threads(0);
+  check_stats_output(args);
   const SampleSet set = load_samples(args.samples);
   const FeatureModel model = FeatureModel::load(args.features, set.sample_shape());
   const QualityMeter meter = measure_quality(model, set, args.batch_size);

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -131,7 +132,13 @@ int refuse_unknown_command(CLI::App& app, int argc, char** argv) {
 // Runs a command, turning its errors into the exit codes of DESIGN.md §6.
 int run_reporting_errors(const std::function<int()>& run) {
   try {
-    return run();
+    const int rc = run();
+    // Results printed to a full or closed stdout are lost: not a success.
+    if (std::cout.flush(); !std::cout || std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::cerr << "error: cannot write to standard output; the results printed there are lost\n";
+      return 1;
+    }
+    return rc;
   } catch (const diffode::InputError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
@@ -139,6 +146,11 @@ int run_reporting_errors(const std::function<int()>& run) {
     std::cerr << "error: " << e.what()
               << "\n(complete batches are kept: free space or fix permissions, then run the same command with --resume)\n";
     return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the user gave that the file system refuses (a symlink loop, a deleted working
+    // directory, a dangling link): bad input, in one line.
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "internal error: " << e.what() << "\n";
     return 1;

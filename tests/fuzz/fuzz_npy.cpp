@@ -1,6 +1,7 @@
-// Fuzz target: an .npy file's bytes through the reader `diffode eval` and `stats` use. Bad
-// input must be an InputError, never a crash, an allocation of what the header claims, or
-// another exception.
+// Fuzz target: an .npy file's bytes through the reader `diffode eval` and `stats` use, and
+// the same bytes as a header dict through its strict parser. Bad input must be an
+// InputError, never a crash, an allocation of what the header claims, or another exception;
+// a dict the parser accepts gives the shape that diffode's own header for it gives.
 #include <unistd.h>
 
 #include <cstddef>
@@ -8,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "diffode/core/error.hpp"
 #include "diffode/io/npy.hpp"
@@ -18,6 +20,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   {
     std::ofstream out(file, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  }
+  try {
+    const std::string dict(reinterpret_cast<const char*>(data), size);
+    const std::vector<int64_t> shape = diffode::parse_npy_header(dict, "fuzz");
+    for (int64_t d : shape)
+      if (d < 0) __builtin_trap();
+    if (diffode::parse_npy_header(diffode::npy_header(shape).substr(10), "fuzz") != shape) __builtin_trap();
+  } catch (const diffode::InputError&) {
   }
   try {
     const diffode::NpyArray a = diffode::read_npy(file);

@@ -45,8 +45,11 @@ std::string unknown_name_message(const std::string& what, const std::string& nam
   std::string msg = "unknown " + what + " '" + text_excerpt(name) + "'";
   const std::string near = nearest_name(name, candidates);
   if (!near.empty()) msg += " (did you mean '" + near + "'?)";
+  // Up to kListed names: a list of every config key (~70) would be one long line.
+  constexpr size_t kListed = 24;
   msg += "; valid: ";
-  for (size_t i = 0; i < candidates.size(); ++i) msg += (i ? ", " : "") + candidates[i];
+  for (size_t i = 0; i < candidates.size() && i < kListed; ++i) msg += (i ? ", " : "") + candidates[i];
+  if (candidates.size() > kListed) msg += ", ... (" + std::to_string(candidates.size() - kListed) + " more)";
   return msg;
 }
 

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "diffode/core/error.hpp"
@@ -128,6 +129,42 @@ struct JsonLimit : std::runtime_error {
 
 std::string json_excerpt(const nlohmann::json& value, size_t max_chars) {
   return text_excerpt(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), max_chars);
+}
+
+std::string read_input_file(const fs::path& path, const std::string& what, std::uintmax_t max_bytes) {
+  const std::string where = what + " " + text_excerpt(path.string());
+  if (const std::string problem = input_file_problem(path); !problem.empty()) throw InputError(where + ": " + problem);
+  std::error_code ec;
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec) throw InputError(where + ": cannot be examined: " + ec.message());
+  if (size > max_bytes)
+    throw InputError(where + ": holds " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) +
+                     " diffode reads from such a file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(where + ": cannot be read");
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (in.gcount() != static_cast<std::streamsize>(size) || in.peek() != std::ifstream::traits_type::eof())
+    throw InputError(where + ": changed while it was read");
+  return bytes;
+}
+
+bool valid_utf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > text.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto b = static_cast<unsigned char>(text[i + k]);
+      if ((b & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (b & 0x3f);
+    }
+    const bool overlong = (n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
+    if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n;
+  }
+  return true;
 }
 
 nlohmann::json parse_bounded_json(const std::string& text) {

@@ -39,7 +39,7 @@ struct Model::Impl {
 
 namespace {
 
-// Reads a TorchScript archive and its diffode.json (checked, extra keys allowed).
+// Reads a TorchScript archive and its diffode.json (checked; informational and x_ keys allowed).
 torch::jit::Module read_archive(const fs::path& path, c10::Device device, json& metadata,
                                 json* predictor = nullptr) {
   const std::string file = path.string();

@@ -38,8 +38,51 @@ const std::vector<KeyInfo>& model_metadata_keys() {
   return k;
 }
 
-void validate_model_metadata(const json& meta, const std::string& where, bool allow_extra_keys) {
-  check_object(meta, model_metadata_keys(), where, "", allow_extra_keys);
+const std::vector<KeyInfo>& model_archive_info_keys() {
+  static const std::vector<KeyInfo> k = {
+      {"kind", Kind::String, nullptr, "what the archive is (\"features\": a feature model)"},
+      {"feature_dim", Kind::Int, nullptr, "a feature model: the size of features(x)"},
+      {"test_accuracy", Kind::Number, nullptr, "a feature model: its classifier's accuracy on held-out data"},
+      {"gauss_mu", Kind::NumberList, nullptr, "an exact Gaussian model: its mean, flat, C order"},
+      {"gauss_s", Kind::Number, nullptr, "an exact Gaussian model: its standard deviation"},
+  };
+  return k;
+}
+
+namespace {
+
+// Refuses a top-level key that is neither metadata nor (in an archive) one of the
+// informational keys or an "x_" key, suggesting process.<key> for a key of the process.
+void check_metadata_names(const json& meta, const std::string& where, bool archive) {
+  if (!meta.is_object()) return;  // check_object says so
+  const auto& keys = model_metadata_keys();
+  const auto& process = find_key(keys, "process")->children;
+  for (auto it = meta.begin(); it != meta.end(); ++it) {
+    const std::string& name = it.key();
+    if (find_key(keys, name)) continue;
+    if (archive && (find_key(model_archive_info_keys(), name) || name.rfind("x_", 0) == 0)) continue;
+    if (find_key(process, name))
+      throw ConfigError(where, "/" + name,
+                        "unknown key '" + name + "': it belongs inside process (did you mean 'process." + name + "'?)");
+    std::vector<std::string> names = keys_of(keys);
+    if (archive) {
+      for (const auto& k : model_archive_info_keys()) names.push_back(k.key);
+      names.push_back("x_<anything>");
+    }
+    throw ConfigError(where, "/" + name, unknown_name_message("key", name, names));
+  }
+}
+
+}  // namespace
+
+void validate_model_metadata(const json& meta, const std::string& where, bool archive) {
+  check_metadata_names(meta, where, archive);
+  check_object(meta, model_metadata_keys(), where, "", archive);  // the others: checked by name above
+  if (!archive) return;
+  for (const auto& k : model_archive_info_keys())
+    if (meta.contains(k.key) && !has_kind(meta[k.key], k.kind))
+      throw ConfigError(where, "/" + k.key, std::string("expected ") + kind_text(k.kind) + ", got " +
+                                                describe(meta[k.key]));
 }
 
 namespace {

@@ -322,6 +322,11 @@ std::shared_ptr<const DiscreteTable> discrete_table(const json& spec, const std:
       throw InputError(at + "/" + std::to_string(i) + ": the table must strictly decrease (ᾱ falls as noise grows), got " +
                        num(abar[i - 1]) + " then " + num(abar[i]));
     tb->log_sigmas.push_back(0.5 * (std::log1p(-abar[i]) - std::log(abar[i])));
+    // σ̃ = √((1 − ᾱ)/ᾱ) past 1e30 is no trained noise level (a subnormal ᾱ read as sigma inf).
+    if (tb->log_sigmas.back() > std::log(1e30))
+      throw InputError(at + "/" + std::to_string(i) + ": " + num(abar[i]) + " gives sigma e^" +
+                       num(tb->log_sigmas.back()) + ", beyond 1e30 (an alpha-bar this close to 0 is no trained "
+                       "noise level)");
   }
   for (size_t i = 1; i < abar.size(); ++i)
     if (!(tb->log_sigmas[i] > tb->log_sigmas[i - 1]))
@@ -382,6 +387,10 @@ Process Process::from_json(const json& spec, const std::string& where) {
   if (type == "vp") check_betas(p.params_.beta_min, p.params_.beta_max, where + ": ");
   p.time_scale_ = positive(spec, "time_scale", 1.0, where);
   p.shift_ = positive(spec, "shift", 1.0, where);
+  // Published shifts are 1 to ~10; past these bounds a grid's points collapse into one
+  // another (5e-324 gave a "non-decreasing grid" blamed on the solver's NFE).
+  if (!(p.shift_ >= 1e-4 && p.shift_ <= 1e4))
+    throw InputError(where + "/shift: must be in [1e-4, 1e4], got " + num(p.shift_));
   if (spec.contains("quantize") && !spec["quantize"].is_boolean())
     throw InputError(where + "/quantize: expected a boolean, got " + text_excerpt(spec["quantize"].dump()));
   p.quantize_ = spec.value("quantize", false);

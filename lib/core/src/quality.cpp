@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -31,6 +32,15 @@ FeatureStats feature_stats(const at::Tensor& features) {
 }
 
 namespace {
+// Eigenvalues of a symmetric matrix; an InputError (not LibTorch's) if the solver fails.
+at::Tensor eigenvalues(const at::Tensor& m, const std::string& where) {
+  try {
+    return at::linalg_eigvalsh(m);
+  } catch (const c10::Error&) {
+    throw InputError(where + ": its eigenvalues cannot be computed");
+  }
+}
+
 // Σ^½ of a symmetric positive semi-definite matrix.
 at::Tensor sqrt_psd(const at::Tensor& m) {
   auto [values, vectors] = at::linalg_eigh(m);
@@ -38,18 +48,42 @@ at::Tensor sqrt_psd(const at::Tensor& m) {
 }
 }  // namespace
 
+void check_covariance(const at::Tensor& cov, const std::string& where) {
+  if (cov.dim() != 2 || cov.size(0) != cov.size(1) || cov.size(0) < 1)
+    throw InputError(where + ": is not a square matrix");
+  const at::Tensor c = cov.to(at::kDouble);
+  if (!c.isfinite().all().item<bool>()) throw InputError(where + ": holds NaN or Inf");
+  const double scale = c.abs().max().item<double>();
+  if (!at::allclose(c, c.t(), 1e-9, 1e-12 * scale)) throw InputError(where + ": is not symmetric");
+  const at::Tensor values = eigenvalues(c, where);
+  const double lo = values.min().item<double>(), hi = values.abs().max().item<double>();
+  if (lo < -kCovarianceTolerance * hi) {
+    char text[160];
+    std::snprintf(text, sizeof text, ": is not positive semi-definite (eigenvalue %.6g, largest magnitude %.6g)", lo, hi);
+    throw InputError(where + text);
+  }
+}
+
 double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
   if (a.dim() != b.dim())
     throw InputError("Fréchet distance of features of different sizes: " + std::to_string(a.dim()) + " vs " +
                      std::to_string(b.dim()));
+  check_covariance(a.cov, "Fréchet distance: the first covariance");
+  check_covariance(b.cov, "Fréchet distance: the second covariance");
+  if (!a.mean.isfinite().all().item<bool>() || !b.mean.isfinite().all().item<bool>())
+    throw InputError("Fréchet distance: a mean holds NaN or Inf");
   const at::Tensor root = sqrt_psd(a.cov);
   at::Tensor m = root.mm(b.cov).mm(root);
   m = (m + m.t()) * 0.5;  // symmetric up to rounding
   const double tr_sqrt = at::linalg_eigvalsh(m).clamp_min(0).sqrt().sum().item<double>();
   const double mean_term = (a.mean - b.mean).pow(2).sum().item<double>();
-  // Non-negative in exact arithmetic; rounding can leave a tiny negative value (e.g. a set
-  // against its own statistics), which is reported as 0.
-  return std::max(0.0, mean_term + a.cov.trace().item<double>() + b.cov.trace().item<double>() - 2 * tr_sqrt);
+  // Non-negative in exact arithmetic for valid statistics (checked above); rounding can
+  // leave a small negative value (e.g. a set against its own statistics: √ of eigenvalues
+  // at rounding level), which is reported as 0.
+  const double d = mean_term + a.cov.trace().item<double>() + b.cov.trace().item<double>() - 2 * tr_sqrt;
+  if (!std::isfinite(d))
+    throw InputError("Fréchet distance: not computable from these statistics (got " + std::to_string(d) + ")");
+  return std::max(0.0, d);
 }
 
 struct FeatureModel::Impl {

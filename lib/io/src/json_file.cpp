@@ -10,13 +10,9 @@ namespace diffode {
 namespace fs = std::filesystem;
 
 nlohmann::json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return nullptr;
-  std::stringstream buf;
-  buf << in.rdbuf();
   try {
-    return parse_bounded_json(buf.str());
-  } catch (const std::exception&) {  // malformed, too deep, a repeated key or a number out of range
+    return parse_bounded_json(read_input_file(path, "record"));
+  } catch (const std::exception&) {  // not a regular file, too large, malformed, too deep, a repeated key, ...
     return nullptr;
   }
 }

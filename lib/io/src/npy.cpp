@@ -1,6 +1,7 @@
 #include "diffode/io/npy.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -37,36 +38,146 @@ std::string npy_header(const std::vector<int64_t>& shape) {
   return h + dict;
 }
 
+namespace {
+
+// A cursor over the header's dict literal; every refusal names the file and the offset.
+struct DictReader {
+  const std::string& text;
+  const std::string& where;
+  size_t at = 0;
+
+  // One line: bytes other than printable ASCII are shown as '?'.
+  [[noreturn]] void fail(const std::string& what) const {
+    std::string shown = what + (at < text.size() ? ", at '" + text.substr(at, 24) + "'" : ", at the end");
+    for (char& c : shown)
+      if (c < 0x20 || c > 0x7e) c = '?';
+    throw InputError(where + ": header at byte " + std::to_string(at) + ": " + shown);
+  }
+  void skip_space() {
+    while (at < text.size() && std::string(" \t\r\n").find(text[at]) != std::string::npos) ++at;
+  }
+  bool take(char c) {
+    skip_space();
+    if (at < text.size() && text[at] == c) return ++at, true;
+    return false;
+  }
+  void expect(char c, const char* what) {
+    if (!take(c)) fail(std::string("expected ") + what);
+  }
+  // A quoted string with no escapes ('...' or "...").
+  std::string string_literal() {
+    skip_space();
+    if (at >= text.size() || (text[at] != '\'' && text[at] != '"')) fail("expected a quoted string");
+    const char quote = text[at++];
+    const size_t end = text.find(quote, at);
+    if (end == std::string::npos) fail("unterminated string");
+    std::string s = text.substr(at, end - at);
+    if (s.find_first_of("\\\n") != std::string::npos) fail("a string with an escape or line break");
+    at = end + 1;
+    return s;
+  }
+  std::string word() {
+    skip_space();
+    const size_t start = at;
+    while (at < text.size() && std::isalnum(static_cast<unsigned char>(text[at]))) ++at;
+    return text.substr(start, at - start);
+  }
+  // Up to the next separator (a shape entry as written, for messages).
+  std::string entry() {
+    skip_space();
+    const size_t start = at;
+    while (at < text.size() && std::string(",)} \t\r\n").find(text[at]) == std::string::npos) ++at;
+    return text.substr(start, at - start);
+  }
+  // A tuple of non-negative integers: (), (n,), (n, m), (n, m,) ...
+  std::vector<int64_t> size_tuple() {
+    expect('(', "a tuple of sizes '(...)' as the shape: is not a list of sizes");
+    std::vector<int64_t> dims;
+    bool comma = false;
+    while (!take(')')) {
+      if (!dims.empty() && !comma) fail("expected ',' or ')' in the shape: is not a list of sizes");
+      const std::string d = entry();
+      if (d.empty() || d.size() > 18 || d.find_first_not_of("0123456789") != std::string::npos ||
+          (d.size() > 1 && d[0] == '0'))
+        fail("shape entry '" + text_excerpt(d) + "' is not a size: is not a list of sizes");
+      dims.push_back(std::stoll(d));
+      comma = take(',');
+    }
+    if (dims.size() == 1 && !comma) fail("(n) is a number, not a tuple: a 1-D shape is written (n,)");
+    return dims;
+  }
+};
+
+}  // namespace
+
+std::vector<int64_t> parse_npy_header(const std::string& header, const std::string& where) {
+  DictReader r{header, where};
+  r.expect('{', "'{'");
+  bool descr = false, order = false, shape = false;
+  std::vector<int64_t> dims;
+  while (!r.take('}')) {
+    r.skip_space();
+    const size_t key_at = r.at;
+    const std::string key = r.string_literal();
+    r.expect(':', "':' after a key");
+    r.skip_space();
+    const size_t value_at = r.at;
+    r.at = key_at;  // messages about the key point at it
+    bool* seen = key == "descr" ? &descr : key == "fortran_order" ? &order : key == "shape" ? &shape : nullptr;
+    if (!seen) r.fail("unknown key '" + text_excerpt(key) + "' (an .npy header has descr, fortran_order, shape)");
+    if (*seen) r.fail("key '" + key + "' given twice");
+    *seen = true;
+    r.at = value_at;
+    if (key == "descr") {
+      const std::string d = r.string_literal();
+      if (d != "<f4") {
+        r.at = value_at;
+        r.fail("descr '" + text_excerpt(d) + "': expected float32 ('<f4')");
+      }
+    } else if (key == "fortran_order") {
+      const std::string v = r.word();
+      if (v != "False") {
+        r.at = value_at;
+        r.fail("fortran_order " + text_excerpt(v) + ": expected False (C order)");
+      }
+    } else {
+      dims = r.size_tuple();
+    }
+    if (!r.take(',')) {
+      r.expect('}', "',' or '}' after a value");
+      break;
+    }
+  }
+  r.skip_space();
+  if (r.at != header.size()) r.fail("text after the dict");
+  if (!descr || !order || !shape)
+    r.fail(std::string("missing key '") + (!descr ? "descr" : !order ? "fortran_order" : "shape") + "'");
+  return dims;
+}
+
 NpyArray read_npy(const fs::path& path) {
   const std::string where = "array " + path.string();
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(where + ": " + (fs::exists(path) ? "cannot be read" : "does not exist"));
   char pre[10];
-  if (!in.read(pre, 10) || std::string(pre, 6) != "\x93NUMPY" || pre[6] != 1)
-    throw InputError(where + ": not a version 1 .npy file");
+  if (!in.read(pre, 10) || std::string(pre, 6) != "\x93NUMPY") throw InputError(where + ": not an .npy file");
+  if (pre[6] != 1 || pre[7] != 0)
+    throw InputError(where + ": is a version " + std::to_string(static_cast<uint8_t>(pre[6])) + "." +
+                     std::to_string(static_cast<uint8_t>(pre[7])) +
+                     " .npy file; diffode reads version 1.0 (its header length is 2 bytes, at most 65535; numpy "
+                     "writes 1.0 unless the header needs more)");
   const size_t len = static_cast<uint8_t>(pre[8]) | static_cast<size_t>(static_cast<uint8_t>(pre[9])) << 8;
   std::string header(len, '\0');
   if (!in.read(header.data(), static_cast<std::streamsize>(len))) throw InputError(where + ": truncated header");
-  if (header.find("'descr': '<f4'") == std::string::npos || header.find("'fortran_order': False") == std::string::npos)
-    throw InputError(where + ": expected float32 ('<f4') in C order, header " + header);
-  const auto open = header.find("'shape': (");
-  const auto close = header.find(')', open);
-  if (open == std::string::npos || close == std::string::npos) throw InputError(where + ": header has no shape");
   NpyArray a;
-  const std::string shape_text = header.substr(open, close - open + 1);
-  std::stringstream dims(header.substr(open + 10, close - open - 10));
+  a.shape = parse_npy_header(header, where);
+  std::string shape_text = "'shape': (";
+  for (size_t i = 0; i < a.shape.size(); ++i) shape_text += (i ? ", " : "") + std::to_string(a.shape[i]);
+  shape_text += a.shape.size() == 1 ? ",)" : ")";
   size_t total = 1;
-  for (std::string d; std::getline(dims, d, ',');) {
-    if (d.find_first_not_of(' ') == std::string::npos) continue;
-    const auto digits = d.find_first_not_of(' ');
-    const auto end = d.find_last_not_of(' ');
-    const std::string dim = d.substr(digits, end - digits + 1);
-    if (dim.empty() || dim.size() > 18 || dim.find_first_not_of("0123456789") != std::string::npos)
-      throw InputError(where + ": header shape " + text_excerpt(shape_text) + " is not a list of sizes");
-    a.shape.push_back(std::stoll(dim));
-    if (__builtin_mul_overflow(total, static_cast<size_t>(a.shape.back()), &total))
+  for (int64_t d : a.shape)
+    if (__builtin_mul_overflow(total, static_cast<size_t>(d), &total))
       throw InputError(where + ": header shape " + text_excerpt(shape_text) + " has more values than memory can hold");
-  }
   std::error_code ec;
   const uintmax_t size = fs::file_size(path, ec);
   const uintmax_t data_start = 10 + len;

@@ -52,9 +52,17 @@ void write_index(const fs::path& root, const json& rows) {
 
 }  // namespace
 
+void check_run_folder_name(const std::string& name, const std::string& source) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+    throw InputError(source + ": its run folder would be named '" + name +
+                     "', which names no folder of its own; rename the config file");
+}
+
 json run_batch(const std::vector<NamedConfig>& runs, const fs::path& root, const RunFn& run, const RunOptions& opt) {
   CreatedDirs created;  // removed again if still empty at the end (a refusal by the first run)
+  for (const auto& r : runs) check_run_folder_name(r.name, r.config.source);
   check_writable_dir(root, created);
+  check_own_folder(root, FolderKind::batch);
   json rows = json::array();
   for (size_t i = 0; i < runs.size(); ++i) {
     spdlog::info("run {} of {}: {}", i + 1, runs.size(), runs[i].name);

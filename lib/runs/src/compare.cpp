@@ -165,6 +165,30 @@ at::Tensor load_tensor(const fs::path& path) {
   return at::tensor(a.data, at::kFloat).view(a.shape);
 }
 
+// What binds a cached record to its key: the first 32 hex digits of the sha256 of the key,
+// the values recorded beside it and the samples (shape and float32 values) it keeps.
+std::string record_digest(const json& key, const json& values, const at::Tensor& samples) {
+  const at::Tensor c = samples.to(at::kFloat).contiguous();
+  std::string text = key.dump() + "\n" + values.dump() + "\n" + json(c.sizes().vec()).dump() + "\n";
+  text.append(reinterpret_cast<const char*>(c.data_ptr<float>()), static_cast<size_t>(c.numel()) * sizeof(float));
+  return sha256_hex(text).substr(0, 32);
+}
+
+// The samples of a cached record when its digest matches them, its key and values; none
+// when anything differs or does not read (then it is computed again).
+std::optional<at::Tensor> verified_samples(const json& record, const json& key, const char* values,
+                                           const fs::path& npy) {
+  if (!record.is_object() || record.value("key", json()) != key || !record.contains(values) ||
+      !record.value("digest", json()).is_string())
+    return std::nullopt;
+  try {
+    at::Tensor x = load_tensor(npy);
+    if (record_digest(key, record[values], x) == record["digest"].get<std::string>()) return x;
+  } catch (const std::exception&) {  // missing or not an .npy: computed again
+  }
+  return std::nullopt;
+}
+
 // What every cell (and the reference's FD) is measured against.
 struct Yardstick {
   at::Tensor reference;          // the reference's samples
@@ -222,13 +246,17 @@ json reference_key(const SampleJob& full) {
 // The reference from the cache when its file there has this key (and reads) and the samples are there.
 bool read_cached_reference(const fs::path& info_file, const json& key, Reference& ref) {
   const json cached = read_json_file(info_file);
-  if (!cached.is_object() || cached.value("key", json()) != key || !fs::exists(ref.cache)) return false;
+  const std::optional<at::Tensor> samples = verified_samples(cached, key, "info", ref.cache);
+  if (!samples) {
+    if (cached.is_object()) spdlog::info("the cached reference {} does not match its key: computed again", ref.cache.string());
+    return false;
+  }
   try {
     ref.info = reference_info_of(cached.at("info"));
   } catch (const json::exception&) {
     return false;  // not what this version writes: computed again
   }
-  ref.samples = load_tensor(ref.cache);
+  ref.samples = *samples;
   spdlog::info("reference from the cache {}", ref.cache.string());
   return true;
 }
@@ -256,7 +284,9 @@ void cache_reference(const fs::path& info_file, const json& key, const Reference
     std::error_code ec;
     fs::create_directories(cache_dir(), ec);
     save_tensor(ref.cache, ref.samples);
-    write_file_atomic(info_file, json({{"key", key}, {"info", to_json(ref.info)}}).dump(2) + "\n");
+    const json info = to_json(ref.info);
+    write_file_atomic(info_file,
+                      json({{"key", key}, {"info", info}, {"digest", record_digest(key, info, ref.samples)}}).dump(2) + "\n");
   } catch (const std::exception& e) {
     spdlog::warn("reference not cached ({})", e.what());
   }
@@ -362,9 +392,13 @@ struct CellStore {
   }
   // The row kept for `job`, read into `row`; false when none matches (or it does not read).
   bool read(const std::string& name, const SampleJob& job, CompareRow& row) const {
-    const json earlier = read_json_file(file(name, ".json"));
-    if (!earlier.is_object() || earlier.value("identity", json()) != identity(job) || !fs::exists(file(name, ".npy")))
+    json earlier = read_json_file(file(name, ".json"));
+    if (!earlier.is_object() || !earlier.contains("identity")) return false;
+    earlier["key"] = earlier["identity"];
+    if (!verified_samples(earlier, identity(job), "result", file(name, ".npy"))) {
+      spdlog::info("{} does not match what it is kept for: sampled again", file(name, ".json").string());
       return false;
+    }
     CompareRow kept = row;
     try {
       read_measured(earlier.at("result"), kept);
@@ -375,8 +409,11 @@ struct CellStore {
     return true;
   }
   void write(const std::string& name, const SampleJob& job, const CompareRow& row, const at::Tensor& x) const {
-    save_tensor(file(name, ".npy"), x.slice(0, 0, shown));
-    write_file_atomic(file(name, ".json"), json({{"identity", identity(job)}, {"result", measured_json(row)}}).dump(2) + "\n");
+    const at::Tensor kept = x.slice(0, 0, shown);
+    const json id = identity(job), result = measured_json(row);
+    save_tensor(file(name, ".npy"), kept);
+    write_file_atomic(file(name, ".json"),
+                      json({{"identity", id}, {"result", result}, {"digest", record_digest(id, result, kept)}}).dump(2) + "\n");
   }
   at::Tensor samples(const std::string& name) const { return load_tensor(file(name, ".npy")); }
 };
@@ -573,6 +610,7 @@ CompareResult run_compare(const Config& cfg, const fs::path& out_dir, const RunO
   CreatedDirs created;
   check_writable_dir(out_dir, created);
   const DirLock lock(out_dir);
+  check_own_folder(out_dir, FolderKind::compare);
   created.create(out_dir / "cells");
 
   const Reference ref = reference_solution(cfg, model);

@@ -3,6 +3,7 @@
 #include "diffode/runs/config.hpp"
 
 #include "config_keys.hpp"
+#include "diffode/core/input.hpp"
 #include "config_set.hpp"
 #include "config_tables.hpp"
 #include "diffode/runs/tuned_grid.hpp"
@@ -14,6 +15,20 @@ namespace fs = std::filesystem;
 using namespace config_table;
 
 namespace {
+
+// Every string of a config (keys too) is UTF-8, as JSON and the records a run writes must be:
+// a path or --set value with other bytes is named here, not when a record is written.
+void check_utf8(const json& j, const Where& w) {
+  if (j.is_string() && !valid_utf8(j.get_ref<const std::string&>()))
+    w.fail("is not UTF-8 text (a path or value with other bytes cannot be recorded in the run's JSON files)");
+  if (j.is_array())
+    for (size_t i = 0; i < j.size(); ++i) check_utf8(j[i], w.at(std::to_string(i)));
+  if (!j.is_object()) return;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!valid_utf8(it.key())) w.fail("holds a key that is not UTF-8 text");
+    check_utf8(it.value(), w.at(it.key()));
+  }
+}
 
 // ---- checks across the keys of a section ----
 
@@ -158,6 +173,7 @@ Config parse_config(json j, const std::string& source, const fs::path& base_dir,
                        "takes a single run");
   resolve_paths(j, config_keys(), base_dir);
   for (const auto& s : sets) apply_set(j, s);
+  check_utf8(j, Where{source, ""});
   check_object(j, config_keys(), source, "", false);
   return read_config(j, source);
 }

@@ -67,8 +67,13 @@ struct Codec<std::vector<int>> {
 template <>
 struct Codec<std::filesystem::path> {
   static constexpr Kind kind = Kind::Path;
-  static std::filesystem::path read(const json& v, const Where&) { return v.get<std::string>(); }
-  static json write(const std::filesystem::path& v) { return v.string(); }
+  // An empty path names no file (as a folder, it would be the working directory): refused
+  // for every path key; leave the key out for its default.
+  static std::filesystem::path read(const json& v, const Where& w) {
+    if (v.get<std::string>().empty()) w.fail("must be a path, got an empty string (leave the key out for its default)");
+    return v.get<std::string>();
+  }
+  static json write(const std::filesystem::path& v) { return v.empty() ? json(nullptr) : json(v.string()); }  // empty: unset
 };
 template <>
 struct Codec<std::vector<double>> {
@@ -178,6 +183,13 @@ Check<T> in_range(T lo, T hi, std::string note = "") {
 }
 // Steps and NFEs past this are a mistake (1e9 steps would run for ever), not a plan.
 constexpr int kMaxSteps = 100000;
+// (lo, hi]: e.g. a learning rate (1e300 is no rate, and past float's range).
+inline Check<double> in_open_range(double lo, double hi) {
+  return [lo, hi](const double& v, const json& given, const Where& w) {
+    if (!(v > lo && v <= hi))
+      w.fail("must be in (" + json(lo).dump() + ", " + json(hi).dump() + "], got " + given.dump());
+  };
+}
 inline Check<double> positive() {
   return [](const double& v, const json& given, const Where& w) {
     if (!(v > 0)) w.fail("must be > 0, got " + given.dump());

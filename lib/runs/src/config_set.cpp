@@ -13,7 +13,7 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 using namespace config_table;
 
-// Makes every relative Path value of `obj` absolute against `base`.
+// Makes every relative Path value of `obj` absolute against `base` (an empty one stays empty).
 void resolve_paths(json& obj, const std::vector<KeyInfo>& keys, const fs::path& base) {
   if (!obj.is_object()) return;
   for (const auto& k : keys) {
@@ -24,7 +24,7 @@ void resolve_paths(json& obj, const std::vector<KeyInfo>& keys, const fs::path& 
       for (auto& e : v) resolve_paths(e, k.children, base);
     if (k.kind == Kind::Path && v.is_string()) {
       fs::path p = v.get<std::string>();
-      if (p.is_relative()) v = (base / p).lexically_normal().string();
+      if (p.is_relative() && !p.empty()) v = (base / p).lexically_normal().string();  // "": refused when read
     }
   }
 }
@@ -107,14 +107,7 @@ void leaf_keys(const std::vector<KeyInfo>& keys, const std::string& prefix, std:
 }
 
 json read_config_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    const char* why = fs::exists(file) ? "cannot be read" : "does not exist";
-    throw InputError("config " + file.string() + ": file " + why);
-  }
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return parse_json_text(buf.str(), file.string());
+  return parse_json_text(read_input_file(file, "config"), file.string());
 }
 
 }  // namespace diffode

@@ -156,7 +156,7 @@ const std::vector<Field<DistillConfig>>& distill_fields() {
       key<S>("batch_size", &S::batch_size, "trajectories per optimizer step", at_least<int64_t>(1)),
       key<S>("iterations", &S::iterations, "optimizer steps in all", at_least<int64_t>(0)),
       key<S>("eval_every", &S::eval_every, "validate every this many iterations", at_least<int64_t>(1)),
-      key<S>("lr", &S::lr, "Adam's learning rate", positive()),
+      key<S>("lr", &S::lr, "Adam's learning rate, in (0, 10]", in_open_range(0.0, 10.0)),
       key<S>("seed", &S::seed, "first distillation seed (far from the sampling seeds)", at_least<int64_t>(0)),
       key<S>("scale_dir", &S::scale_dir, "c in [1 - scale_dir, 1 + scale_dir]", in_unit_interval()),
       key<S>("scale_time", &S::scale_time, "a in [1 - scale_time, 1 + scale_time]", in_unit_interval()),

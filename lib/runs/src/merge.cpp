@@ -54,12 +54,7 @@ json read_shard_record(const fs::path& d) {
   if (!s.is_object())
     throw InputError("merge: " + d.string() + " is incomplete (no shard.json: its sampling did not finish); re-run "
                      "that shard with --resume");
-  const bool well_formed = s.contains("run") && s["run"].is_object() && s.contains("shard") &&
-                           s["shard"].value("index", json()).is_number_integer() &&
-                           s["shard"].value("count", json()).is_number_integer() && s.contains("batches") &&
-                           s["batches"].value("first", json()).is_number_integer() &&
-                           s["batches"].value("last", json()).is_number_integer();
-  if (!well_formed) throw InputError("merge: " + (d / "shard.json").string() + ": not a shard record written by diffode");
+  if (!is_shard_record(s)) throw InputError("merge: " + (d / "shard.json").string() + ": not a shard record written by diffode");
   if (read_json_file(d / "parts" / "run.json") != s["run"])
     throw InputError("merge: " + d.string() + ": its batch files belong to another run than its shard.json (it was "
                      "re-run with another config); re-run that shard");
@@ -141,13 +136,20 @@ json merge_shards(const std::vector<fs::path>& dirs, const fs::path& out_dir) {
   c10::InferenceMode inference;
   const ShardSet set = read_shards(shard_folders(dirs));
   const Config cfg = parse_config(set.run["config"], "merge", "/");  // the run's config, from its shards' record
-  const SampleForm form = form_of(set.run["model"]["metadata"]);
+  SampleForm form;
+  try {
+    form = form_of(set.run.at("model").at("metadata"));
+  } catch (const json::exception&) {
+    throw InputError("merge: " + set.shards.begin()->second.first.string() +
+                     "/shard.json: /run/model/metadata: not the sample shape and data range diffode writes");
+  }
   const std::vector<fs::path> files = shard_batch_files(set, cfg);
   json shard_timings = json::array();
   for (const auto& [idx, entry] : set.shards) shard_timings.push_back(entry.second["timings"]);
   CreatedDirs created;
   check_writable_dir(out_dir, created);
   const DirLock lock(out_dir);
+  check_own_folder(out_dir, FolderKind::run);
   remove_stale_temporaries(out_dir);
   const json manifest = finish_run(cfg, set.run, form, files, out_dir, load_evaluation(cfg, form.shape));
   write_file_atomic(out_dir / "timings.json",

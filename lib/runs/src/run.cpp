@@ -184,7 +184,10 @@ json run_sample(const Config& cfg, const fs::path& out_dir, const RunOptions& op
   const fs::path dir = sharded ? out_dir / shard_dir_name(opt.shard) : out_dir;
   CreatedDirs created;
   check_writable_dir(dir, created);
+  if (sharded && fs::is_symlink(dir))
+    throw InputError(dir.string() + " is a symbolic link: diffode writes a shard into a folder of its own; move it away");
   const DirLock lock(dir);
+  check_own_folder(dir, FolderKind::run);
   remove_stale_temporaries(dir);
   if (auto done = already_complete(dir, job.identity(), sharded)) {
     created.keep();

@@ -91,4 +91,32 @@ void remove_stale_temporaries(const std::filesystem::path& dir);
 // called once this run's batches are complete, so a run that fails leaves the old one whole.
 void retire_finished_run(const std::filesystem::path& dir, const nlohmann::json& run);
 
+// ---- what diffode reads back is input too (DESIGN.md §8, "Whose folder")
+
+// Whether `name` (relative to a run folder) is one a manifest may list: samples.npy,
+// grid.png or samples/<integer>.png; never "..", an absolute path or another name.
+bool is_listed_output(const std::string& name);
+// InputError "<where>: /<field>: ..." unless `m` is a manifest as diffode writes it: an
+// object with run (object), seeds {first, count} (integers), labels (integers), files
+// (names is_listed_output accepts) and quality (null or an object).
+void check_manifest(const nlohmann::json& m, const std::string& where);
+bool is_manifest(const nlohmann::json& m);
+// Whether `s` is a shard record as diffode writes it (run, shard {index, count}, batches
+// {first, last, batch_size}, all integers, index in [0, count)).
+bool is_shard_record(const nlohmann::json& s);
+
+// The kinds of folder diffode writes into, each with its own file names.
+enum class FolderKind {
+  run,      // sample (one machine or a shard) and merge: samples.npy, grid.png, manifest.json, ...
+  compare,  // compare.json, compare.csv, compare_grid.png, error_vs_nfe.*, cells/
+  batch,    // a batch run's root: index.json, index.csv and one folder per run
+};
+// Refuses (InputError naming it) the first thing in `dir` diffode would write over or into
+// that it did not write: one of its folders (parts/, samples/, cells/, shard-I-of-N/) that is
+// a symbolic link or not a folder, one of this kind's file names that no diffode record there
+// accounts for (a manifest, shard or parts/run.json record for a run; compare.json; index.json),
+// a parts/ file under diffode's names without its trailer, a manifest that is not one
+// (check_manifest). Other files are left alone. Call with dir locked, before writing into it.
+void check_own_folder(const std::filesystem::path& dir, FolderKind kind);
+
 }  // namespace diffode

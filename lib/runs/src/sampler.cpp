@@ -97,6 +97,10 @@ StepPlan plan_run(const Config& cfg, const Model& model) {
           << "use 'trailing' / 'leading' / 'linspace' for a grid to 0";
       throw ConfigError(cfg.source, "/schedule", msg.str());
     }
+    if (std::isfinite(sigma) && sigma > kMaxGridSigma)
+      throw ConfigError(cfg.source, "/schedule",
+                        "grid point " + std::to_string(i) + " (sigma " + json(sigma).dump() + ") is beyond " +
+                            json(kMaxGridSigma).dump() + ": the noise sigma*eps would overflow the solver state");
   }
   return plan;
 }

@@ -10,6 +10,7 @@
 #include "diffode/core/input.hpp"
 #include "diffode/io/atomic_file.hpp"
 #include "diffode/io/npy.hpp"
+#include "run_dir.hpp"
 
 namespace diffode {
 
@@ -30,24 +31,21 @@ SampleSet load_samples(const fs::path& run_or_npy) {
                      " values are NaN or Inf; statistics of such samples mean nothing");
   const fs::path manifest = run_or_npy / "manifest.json";
   if (is_dir && fs::exists(manifest)) {
-    std::ifstream in(manifest);
-    std::stringstream text;
-    text << in.rdbuf();
-    const json m = parse_json_text(text.str(), manifest.string());
-    if (m.contains("labels") && m["labels"].is_array() && m["labels"].size() == static_cast<size_t>(a.shape[0]))
-      set.labels = m["labels"].get<std::vector<int64_t>>();
-    set.num_classes = m.value("/run/model/metadata/num_classes"_json_pointer, int64_t{0});
+    const json m = parse_json_text(read_input_file(manifest, "manifest"), manifest.string());
+    check_manifest(m, manifest.string());  // a record read back is input: checked by type
+    const auto classes = "/run/model/metadata/num_classes"_json_pointer;
+    if (m.contains(classes) && !m.at(classes).is_number_integer())
+      throw InputError(manifest.string() + ": /run/model/metadata/num_classes: expected an integer, got " +
+                       json_excerpt(m.at(classes), 60));
+    if (m["labels"].size() == static_cast<size_t>(a.shape[0])) set.labels = m["labels"].get<std::vector<int64_t>>();
+    set.num_classes = m.value(classes, int64_t{0});
   }
   return set;
 }
 
 ReferenceStats load_reference_stats(const fs::path& path) {
   const std::string where = "statistics " + path.string();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(where + ": " + (fs::exists(path) ? "cannot be read" : "does not exist"));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const json j = parse_json_text(buf.str(), where);
+  const json j = parse_json_text(read_input_file(path, "statistics"), where);
   auto need = [&](const char* key, bool (json::*is)() const noexcept, const char* what) -> const json& {
     if (!j.is_object() || !j.contains(key) || !(j[key].*is)())
       throw InputError(where + ": /" + key + ": expected " + what);
@@ -84,7 +82,7 @@ ReferenceStats load_reference_stats(const fs::path& path) {
   r.stats.cov = at::tensor(flat, at::kDouble).view({dim, dim});
   if (!r.stats.mean.isfinite().all().item<bool>() || !r.stats.cov.isfinite().all().item<bool>())
     throw InputError(where + ": holds NaN or Inf");
-  if (!at::allclose(r.stats.cov, r.stats.cov.t(), 1e-9, 1e-12)) throw InputError(where + ": /cov: is not symmetric");
+  check_covariance(r.stats.cov, where + ": /cov");  // symmetric positive semi-definite
   if (j.contains("feature_model_sha256") && j["feature_model_sha256"].is_string())
     r.feature_model_sha256 = j["feature_model_sha256"].get<std::string>();
   return r;

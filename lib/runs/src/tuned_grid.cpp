@@ -4,7 +4,7 @@
 
 #include "diffode/core/error.hpp"
 #include "diffode/core/plan_check.hpp"
-#include "diffode/io/json_file.hpp"
+#include "diffode/core/input.hpp"
 
 namespace diffode {
 
@@ -13,7 +13,12 @@ namespace fs = std::filesystem;
 
 TunedGrid read_tuned_grid(const fs::path& path) {
   TunedGrid t;
-  t.record = read_json_file(path);
+  try {
+    t.record = parse_bounded_json(read_input_file(path, "tuned grid"));
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::exception&) {  // malformed JSON: not a tuned grid (below)
+  }
   const json& rec = t.record;
   if (!rec.is_object() || rec.value("kind", json()) != "diffode_tuned_grid" || !rec.contains("sigmas") ||
       !rec["sigmas"].is_array() || rec["sigmas"].size() < 2)

@@ -3,6 +3,7 @@
 // SHA-256 that identifies a model or predictor file, and JSON text parsed with limits
 // (diffode.json in a model archive, configs, records). Files diffode writes are io's.
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -28,6 +29,18 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& where
 // Why `path` cannot be read as an input file ("file does not exist", "is a directory", "is
 // not a regular file ...", "cannot be examined: ..."), or "" when it is a regular file.
 std::string input_file_problem(const std::filesystem::path& path);
+
+// The most bytes diffode reads from a JSON file (a config, statistics, a record): 256 MiB.
+constexpr std::uintmax_t kMaxJsonFileBytes = std::uintmax_t{256} << 20;
+
+// The bytes of an input file: InputError "<what> <path>: <problem>" when it is not a regular
+// file (a FIFO would block, a device never end), cannot be read, or holds more than
+// max_bytes (named in the message).
+std::string read_input_file(const std::filesystem::path& path, const std::string& what,
+                            std::uintmax_t max_bytes = kMaxJsonFileBytes);
+
+// Whether `text` is well-formed UTF-8 (JSON text, and so every record diffode writes, must be).
+bool valid_utf8(const std::string& text);
 
 // A value for a message: its JSON text, cut to about max_chars.
 std::string json_excerpt(const nlohmann::json& value, size_t max_chars = 200);

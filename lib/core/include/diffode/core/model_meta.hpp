@@ -30,9 +30,14 @@ std::vector<std::string> prediction_names();
 
 // The metadata keys of diffode.json (DESIGN.md §5), which a config's model.* may override.
 const std::vector<KeyInfo>& model_metadata_keys();
-// Checks metadata (diffode.json or config model.* overrides) against those keys; `where`
-// prefixes messages. Unknown keys (unless allowed) and wrong types throw InputError.
-void validate_model_metadata(const nlohmann::json& meta, const std::string& where, bool allow_extra_keys);
+// Keys an archive's diffode.json may also hold, for information only (never overridden,
+// never used to sample): a feature model's and the exact Gaussian models' (DESIGN.md §5).
+const std::vector<KeyInfo>& model_archive_info_keys();
+// Checks metadata (diffode.json if `archive`, else config model.* overrides) against those
+// keys; `where` prefixes messages. An unknown key (in an archive: other than the
+// informational keys and keys starting "x_") is refused naming the nearest key, or
+// process.<key> for a key of the process; wrong types throw InputError.
+void validate_model_metadata(const nlohmann::json& meta, const std::string& where, bool archive);
 
 // Merges the archive's diffode.json with the overrides (model.* keys; `where` names them,
 // `file` the archive) and checks every value: InputError naming the key and its origin.

@@ -23,8 +23,16 @@ struct FeatureStats {
 // Statistics of features [N, F] (N >= 2), computed in float64.
 FeatureStats feature_stats(const at::Tensor& features);
 
+// A covariance is a finite symmetric positive semi-definite matrix: its eigenvalues are
+// >= −kCovarianceTolerance × the largest magnitude (rounding). Otherwise an InputError
+// "<where>: is not positive semi-definite (eigenvalue …)".
+constexpr double kCovarianceTolerance = 1e-6;
+void check_covariance(const at::Tensor& cov, const std::string& where);
+
 // ||μ1 − μ2||² + tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½), float64, with tr (Σ1 Σ2)^½ = Σ √λ of
 // Σ1^½ Σ2 Σ1^½ (symmetric eigendecompositions; tiny negative eigenvalues clamped to 0).
+// Both covariances are checked (check_covariance): invalid statistics are an InputError,
+// never a distance of 0.
 double frechet_distance(const FeatureStats& a, const FeatureStats& b);
 
 // Reference statistics (a file of them: runs/samples.hpp) and the feature model they name.

@@ -20,4 +20,10 @@ struct NpyArray {
 };
 NpyArray read_npy(const std::filesystem::path& path);
 
+// The shape in an .npy version 1.0 header dict (the text after the 10-byte preamble), read
+// as the Python dict literal it is: the keys 'descr' ('<f4'), 'fortran_order' (False) and
+// 'shape' (a tuple of non-negative integers), each exactly once, then only whitespace.
+// Anything else is an InputError "<where>: header at byte N: ...".
+std::vector<int64_t> parse_npy_header(const std::string& header, const std::string& where);
+
 }  // namespace diffode

@@ -48,6 +48,10 @@ nlohmann::json merge_shards(const std::vector<std::filesystem::path>& dirs, cons
 // Several runs (configs or sweep points): each into root/<name>, with index.csv and
 // index.json in root updated after every run. `run` is run_sample, or run_compare with its
 // result as JSON (compare.json).
+// InputError unless `name` (a run's folder name, from its config file's name) names a
+// folder of its own inside the output folder: not empty, ".", ".." or holding a '/'.
+void check_run_folder_name(const std::string& name, const std::string& source);
+
 using RunFn = std::function<nlohmann::json(const Config&, const std::filesystem::path&, const RunOptions&)>;
 nlohmann::json run_batch(const std::vector<NamedConfig>& runs, const std::filesystem::path& root, const RunFn& run,
                          const RunOptions& opt);

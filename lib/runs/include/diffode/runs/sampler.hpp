@@ -17,6 +17,10 @@
 
 namespace diffode {
 
+// The largest finite sigma a grid may hold: the first state sigma*eps (eps ~ N(0, 1)) and
+// the model's input stay far inside float32 (3.4e38).
+constexpr double kMaxGridSigma = 1e30;
+
 // The config's steps or target NFE resolved into a grid for the model (InputError naming
 // the config key when the NFE cannot be hit); a tuned grid checked against model and plan.
 StepPlan plan_run(const Config& cfg, const Model& model);

@@ -961,3 +961,15 @@ TEST(CliHardening, AnUnknownSweepKeyGetsAShortList) {
   EXPECT_TRUE(Contains(r.output, " more)")) << r.output;
   EXPECT_LT(r.output.size(), 1000u) << r.output;
 }
+
+// The samples of stats and eval are regular files too: a FIFO blocked for ever.
+TEST_F(CliBadInput, SamplesThatAreNotARegularFileAreRefused) {
+  const fs::path fifo = tmp.path / "samples.npy";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const CliResult r = run_shell("timeout 60 '" + std::string(DIFFODE_CLI) + "' stats " + q(fifo) + " --features " +
+                                    q(model_path("fmnist_features.pt")) + " -o " + q(tmp.path / "s.json"),
+                                tmp.path);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "array " + fifo.string() + ": is not a regular file")) << r.output;
+  EXPECT_FALSE(fs::exists(tmp.path / "s.json"));
+}

@@ -601,3 +601,22 @@ TEST(OwnFolder, ABatchRunLeavesAUsersIndexCsv) {
   EXPECT_EQ(read_file(root / "index.csv"), "mine\n");
   EXPECT_EQ(files_under(root), std::vector<std::string>{"index.csv"});
 }
+
+// A shard count in a shard.json is bounded as --shard is, and read as written: 2147483647 had
+// merge look for that many folders for minutes, 2^40 read as "shard 0 of 0".
+TEST(Shards, AShardRecordsCountIsReadAsWrittenAndBounded) {
+  TempDir tmp;
+  const fs::path cfg = write_json(tmp.path / "c.json", {{"model", {{"path", model_path("gauss.pt").string()}}},
+                                                        {"sampling", {{"num_samples", 8}, {"batch_size", 4}}}});
+  ASSERT_EQ(run_cli("sample -c " + q(cfg) + " --shard 0/2 -o " + q(tmp.path / "r")).code, 0);
+  const fs::path record = tmp.path / "r" / "shard-0-of-2" / "shard.json";
+  json s = json::parse(read_file(record));
+  for (const int64_t count : {int64_t{2147483647}, int64_t{1} << 40}) {
+    s["shard"]["count"] = count;
+    write_json(record, s);
+    const CliResult r = run_shell("timeout 60 '" + std::string(DIFFODE_CLI) + "' merge " + q(tmp.path / "r"), tmp.path);
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_TRUE(Contains(r.output, "shard 0 of " + std::to_string(count) + " is out of range (1 to 1048576 shards)"))
+        << r.output;
+  }
+}

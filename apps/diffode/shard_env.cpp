@@ -10,9 +10,6 @@ namespace diffode::cli {
 
 namespace {
 
-// Shards of one run at most: far above any cluster, and far below where an index or count
-// would overflow the batch arithmetic.
-constexpr long long kMaxShards = 1 << 20;
 
 // An integer in [-kMaxShards, kMaxShards] (range checks name the limits later), else nullopt.
 std::optional<long long> bounded_integer(const std::string& text) {

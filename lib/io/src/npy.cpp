@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "diffode/core/error.hpp"
+#include "diffode/core/input.hpp"
 #include "diffode/io/atomic_file.hpp"
 
 namespace diffode {
@@ -157,6 +158,7 @@ std::vector<int64_t> parse_npy_header(const std::string& header, const std::stri
 
 NpyArray read_npy(const fs::path& path) {
   const std::string where = "array " + path.string();
+  if (const std::string problem = input_file_problem(path); !problem.empty()) throw InputError(where + ": " + problem);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(where + ": " + (fs::exists(path) ? "cannot be read" : "does not exist"));
   char pre[10];

@@ -58,10 +58,12 @@ json read_shard_record(const fs::path& d) {
   if (read_json_file(d / "parts" / "run.json") != s["run"])
     throw InputError("merge: " + d.string() + ": its batch files belong to another run than its shard.json (it was "
                      "re-run with another config); re-run that shard");
-  const int idx = s["shard"]["index"].get<int>(), n = s["shard"]["count"].get<int>();
-  if (n < 1 || idx < 0 || idx >= n)
+  // As written (an int64 read into int would wrap: 2^40 read as "shard 0 of 0"), then bounded
+  // as --shard is (a count of 2147483647 had merge look for that many folders).
+  const int64_t idx = s["shard"]["index"].get<int64_t>(), n = s["shard"]["count"].get<int64_t>();
+  if (n < 1 || n > kMaxShards || idx < 0 || idx >= n)
     throw InputError("merge: " + (d / "shard.json").string() + ": shard " + std::to_string(idx) + " of " +
-                     std::to_string(n) + " is out of range");
+                     std::to_string(n) + " is out of range (1 to " + std::to_string(kMaxShards) + " shards)");
   return s;
 }
 

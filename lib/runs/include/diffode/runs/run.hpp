@@ -16,6 +16,10 @@ namespace diffode {
 // Reports progress of a run: steps done out of total, samples done.
 using ProgressFn = std::function<void(int64_t steps_done, int64_t steps_total, int64_t samples_done)>;
 
+// Shards of one run at most: far above any cluster, and far below where an index or count
+// would overflow the batch arithmetic.
+constexpr int kMaxShards = 1 << 20;
+
 // One of `count` parts of a run's samples; count 1 is the whole run.
 struct Shard {
   int index = 0;

@@ -620,3 +620,17 @@ TEST(Shards, AShardRecordsCountIsReadAsWrittenAndBounded) {
         << r.output;
   }
 }
+
+// Merging into one of its own shard folders is named as such: the lock's pid was this
+// command's own, and it blamed "another diffode process".
+TEST(Shards, MergingIntoOneOfItsShardsIsNamed) {
+  TempDir tmp;
+  const fs::path cfg = write_json(tmp.path / "c.json", {{"model", {{"path", model_path("gauss.pt").string()}}},
+                                                        {"sampling", {{"num_samples", 8}, {"batch_size", 4}}}});
+  for (const char* shard : {"0/2", "1/2"})
+    ASSERT_EQ(run_cli("sample -c " + q(cfg) + " --shard " + shard + " -o " + q(tmp.path / "r")).code, 0);
+  const CliResult r = run_cli("merge " + q(tmp.path / "r") + " -o " + q(tmp.path / "r" / "shard-0-of-2"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(Contains(r.output, "is already in use by this command")) << r.output;
+  EXPECT_FALSE(Contains(r.output, "another diffode process")) << r.output;
+}

@@ -66,8 +66,12 @@ DirLock::DirLock(const fs::path& dir) : path_(dir / ".lock") {
       const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
       ::close(fd_);
       fd_ = -1;
+      const std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : std::string();
+      if (holder == std::to_string(::getpid()))  // this command holds it: e.g. merge -o into one of its shards
+        throw InputError(dir.string() + " is already in use by this command (an output folder that is also one of "
+                         "its inputs?); give another output directory");
       throw InputError(dir.string() + " is being written by another diffode process" +
-                       (n > 0 ? " (pid " + std::string(pid, static_cast<size_t>(n)) + ")" : std::string()) +
+                       (n > 0 ? " (pid " + holder + ")" : std::string()) +
                        "; wait for it to finish or give another output directory");
     }
     struct stat held {}, at_path {};

@@ -973,3 +973,26 @@ TEST_F(CliBadInput, SamplesThatAreNotARegularFileAreRefused) {
   EXPECT_TRUE(Contains(r.output, "array " + fifo.string() + ": is not a regular file")) << r.output;
   EXPECT_FALSE(fs::exists(tmp.path / "s.json"));
 }
+
+// An output file that cannot be written is named at once (exit 2), not after the teacher,
+// the training or the features have run (tune -o file/x failed after its teacher; distill -o
+// and stats -o gave exit 1 with --resume advice after the work).
+TEST(CliHardening, AnUnwritableOutputFileIsNamedBeforeTheWork) {
+  TempDir tmp;
+  const fs::path file = tmp.path / "file.txt";
+  std::ofstream(file) << "a file";
+  const std::string under_file = q(file / "x.json");
+  const std::vector<std::string> commands = {
+      "tune -c " + q(repo() / "configs/fmnist_flow_plans.json") + " -o " + under_file,
+      "distill -c " + q(repo() / "configs/fmnist_flow_amed5.json") + " -o " + q(tmp.path / "none" / "p.pt"),
+      "stats " + q(repo() / "models/gauss.pt") + " --features " + q(model_path("fmnist_features.pt")) + " -o " +
+          under_file,
+  };
+  for (const auto& c : commands) {
+    const CliResult r = run_cli(c, tmp.path);
+    EXPECT_EQ(r.code, 2) << c << "\n" << r.output;
+    EXPECT_TRUE(Contains(r.output, "error: cannot write ")) << r.output;
+    EXPECT_FALSE(Contains(r.output, "--resume")) << r.output;
+    EXPECT_FALSE(Contains(r.output, "teacher")) << r.output;  // nothing ran
+  }
+}

@@ -12,6 +12,7 @@
 #include <functional>
 #include <iostream>
 
+#include "diffode/io/atomic_file.hpp"
 #include "diffode/core/amed_predictor.hpp"
 #include "diffode/runs/compare.hpp"
 #include "diffode/runs/distill.hpp"
@@ -324,6 +325,7 @@ void check_stats_output(const EvalArgs& args) {
 int cmd_stats(const EvalArgs& args) {
   set_threads(0);
   check_stats_output(args);
+  check_can_write(args.stats);
   const SampleSet set = load_samples(args.samples);
   const FeatureModel model = FeatureModel::load(args.features, set.sample_shape());
   const QualityMeter meter = measure_quality(model, set, args.batch_size);

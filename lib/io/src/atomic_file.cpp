@@ -66,6 +66,20 @@ void AtomicFile::commit() {
   }
 }
 
+void check_can_write(const fs::path& path) {
+  const fs::path folder = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw InputError(path.string() + " is a directory: give a file name to write to");
+  if (!fs::is_directory(folder, ec))
+    throw InputError("cannot write " + path.string() + ": " + folder.string() +
+                     (fs::exists(folder, ec) ? " is not a folder" : " does not exist"));
+  const fs::path probe = temporary_name(path);
+  std::FILE* f = std::fopen(probe.c_str(), "wb");
+  if (!f) throw InputError("cannot write " + path.string() + ": " + errno_text());
+  std::fclose(f);
+  fs::remove(probe, ec);
+}
+
 void write_file_atomic(const fs::path& path, const std::string& bytes) {
   AtomicFile f(path);
   f.write(bytes);

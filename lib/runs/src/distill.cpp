@@ -496,6 +496,7 @@ class Trainer {
 
 json run_distill(const Config& cfg, const fs::path& out, const DistillProgressFn& progress) {
   const auto t_start = Clock::now();
+  check_can_write(out);  // before the teacher and the training: a wrong -o is named at once
   const int threads = set_threads(cfg.model.threads);
   const Model model = load_run_model(cfg);
   const Setup s = make_setup(cfg, model);

@@ -30,6 +30,11 @@ class AtomicFile {
 // (a later run into the folder removes those a killed one left).
 std::filesystem::path temporary_name(const std::filesystem::path& path);
 
+// InputError (exit 2) unless a file can be written at `path` now: its folder exists, is a
+// folder and takes a new file. Checked before a long computation whose result goes there,
+// so that a wrong -o is named at once, not after the work.
+void check_can_write(const std::filesystem::path& path);
+
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
 
 

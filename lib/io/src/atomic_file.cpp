@@ -66,13 +66,20 @@ void AtomicFile::commit() {
   }
 }
 
-void check_can_write(const fs::path& path) {
-  const fs::path folder = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+void check_can_write(const fs::path& path, OutputFolder rule) {
+  fs::path folder = path.parent_path().empty() ? fs::path(".") : path.parent_path();
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw InputError(path.string() + " is a directory: give a file name to write to");
+  if (rule == OutputFolder::created)  // the nearest folder that exists is where an entry is made
+    while (!fs::exists(folder, ec) && folder.has_relative_path() && folder.parent_path() != folder)
+      folder = folder.parent_path().empty() ? fs::path(".") : folder.parent_path();
   if (!fs::is_directory(folder, ec))
     throw InputError("cannot write " + path.string() + ": " + folder.string() +
                      (fs::exists(folder, ec) ? " is not a folder" : " does not exist"));
+  if (folder != (path.parent_path().empty() ? fs::path(".") : path.parent_path())) {
+    if (::access(folder.c_str(), W_OK) != 0) throw InputError("cannot write " + path.string() + ": " + errno_text());
+    return;
+  }
   const fs::path probe = temporary_name(path);
   std::FILE* f = std::fopen(probe.c_str(), "wb");
   if (!f) throw InputError("cannot write " + path.string() + ": " + errno_text());

@@ -353,7 +353,7 @@ Search make_search(const Config& cfg, const Model& model) {
 
 // Never replaces a file that is not a tuned grid (diffode wrote it).
 void check_output(const fs::path& out) {
-  check_can_write(out);  // before the teacher runs: a wrong -o is named at once
+  check_can_write(out, OutputFolder::created);  // before the teacher runs: a wrong -o is named at once
   if (!fs::exists(out)) return;
   json old;
   try {

@@ -30,10 +30,14 @@ class AtomicFile {
 // (a later run into the folder removes those a killed one left).
 std::filesystem::path temporary_name(const std::filesystem::path& path);
 
-// InputError (exit 2) unless a file can be written at `path` now: its folder exists, is a
-// folder and takes a new file. Checked before a long computation whose result goes there,
-// so that a wrong -o is named at once, not after the work.
-void check_can_write(const std::filesystem::path& path);
+// The folder of an output file: it must exist, or the writer creates it (then the nearest
+// existing folder above it must take new entries).
+enum class OutputFolder { must_exist, created };
+
+// InputError (exit 2) unless a file can be written at `path` now: not a directory, and its
+// folder as `folder` says. Checked before a long computation whose result goes there, so
+// that a wrong -o is named at once, not after the work.
+void check_can_write(const std::filesystem::path& path, OutputFolder folder = OutputFolder::must_exist);
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
 

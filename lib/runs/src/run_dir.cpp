@@ -31,6 +31,9 @@ std::string errno_text() { return std::strerror(errno); }
 // ---- run directory lock ----
 
 namespace {
+// A non-empty run of decimal digits (a pid, a seed, a temporary's number).
+bool all_digits(const std::string& t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos; }
+
 // Refuses (closing fd) a lock file that is not diffode's: not a regular file, linked
 // elsewhere too, or holding anything but a process id.
 void check_lock_file(int& fd, const fs::path& path) {
@@ -40,7 +43,7 @@ void check_lock_file(int& fd, const fs::path& path) {
   const ssize_t n = regular ? ::pread(fd, text, sizeof text, 0) : -1;
   const std::string held(text, n > 0 ? static_cast<size_t>(n) : 0);
   if (regular && n >= 0 && n < static_cast<ssize_t>(sizeof text) &&
-      held.find_first_not_of("0123456789") == std::string::npos)
+      (held.empty() || all_digits(held)))
     return;
   ::close(fd);
   fd = -1;
@@ -214,8 +217,7 @@ std::string temporary_target(const std::string& file) {
   if (at == std::string::npos) return file;
   const std::string rest = file.substr(at + 5);
   const auto dash = rest.find('-');
-  auto digits = [](const std::string& t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos; };
-  if (dash == std::string::npos || !digits(rest.substr(0, dash)) || !digits(rest.substr(dash + 1))) return file;
+  if (dash == std::string::npos || !all_digits(rest.substr(0, dash)) || !all_digits(rest.substr(dash + 1))) return file;
   return file.substr(0, at);
 }
 
@@ -306,9 +308,6 @@ void retire_finished_run(const fs::path& dir, const json& run) {
 // ---- records read back, and whose folder it is
 
 namespace {
-bool all_digits(const std::string& t) {
-  return !t.empty() && t.size() <= 19 && t.find_first_not_of("0123456789") == std::string::npos;
-}
 bool has_integer(const json& o, const char* key) { return o.is_object() && o.contains(key) && o[key].is_number_integer(); }
 }  // namespace
 
@@ -317,7 +316,8 @@ bool is_listed_output(const std::string& name) {
   const std::string folder = "samples/";
   if (name.rfind(folder, 0) != 0 || !ends_with(name, ".png")) return false;
   const std::string seed = name.substr(folder.size(), name.size() - folder.size() - 4);
-  return all_digits(seed[0] == '-' ? seed.substr(1) : seed);
+  const std::string magnitude = seed[0] == '-' ? seed.substr(1) : seed;
+  return magnitude.size() <= 19 && all_digits(magnitude);
 }
 
 void check_manifest(const json& m, const std::string& where) {
